@@ -1,0 +1,246 @@
+"""Adapters: discovery, validation, and hot-swapping many LoRA adapters on one base model.
+
+All adapters for one base live on one ``PeftModel``; switching never reloads the base. A memory budget
+unloads the least recently used adapters. An adapter for another base, or a corrupt folder, is refused with
+a message naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .models import BaseSpec, LoadedBase
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "bactrian_adapter.json"
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+BASE_ADAPTER = "__base__"  # peft's name for "no adapter" rows in a mixed batch
+
+
+class AdapterError(ValueError):
+    """An adapter cannot be used; the message names the adapter and the problem."""
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    path: str  # local folder, or a Hub id
+    base_model: str | None
+    languages: tuple[str, ...] = ()
+    description: str = ""
+    manifest: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def group(self) -> str:
+        """How pickers group adapters: by language (multilingual ones together)."""
+        if len(self.languages) == 1:
+            return self.languages[0]
+        return "multilingual" if self.languages else "other"
+
+
+def _read_json(path: Path, what: str, name: str) -> dict:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AdapterError(f"adapter {name!r}: {what} {path.name} is unreadable or not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise AdapterError(f"adapter {name!r}: {what} {path.name} is not a JSON object")
+    return data
+
+
+def read_adapter(path: str | Path, name: str | None = None) -> AdapterInfo:
+    """Validate one adapter folder (config + weights + optional manifest) and describe it."""
+    folder = Path(path)
+    label = name or folder.name
+    if not folder.is_dir():
+        raise AdapterError(f"adapter {label!r}: {folder} is not a folder")
+    cfg_path = folder / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise AdapterError(f"adapter {label!r}: {folder} has no adapter_config.json")
+    cfg = _read_json(cfg_path, "config", label)
+    if "peft_type" not in cfg:
+        raise AdapterError(f"adapter {label!r}: adapter_config.json has no peft_type")
+    weights = [folder / w for w in WEIGHT_FILES if (folder / w).is_file()]
+    if not weights:
+        raise AdapterError(f"adapter {label!r}: no weights ({' or '.join(WEIGHT_FILES)}) in {folder}")
+    if weights[0].suffix == ".safetensors":
+        _check_safetensors(weights[0], label)
+    manifest = _read_json(folder / MANIFEST, "manifest", label) if (folder / MANIFEST).is_file() else {}
+    return AdapterInfo(
+        name=name or manifest.get("name") or folder.name,
+        path=str(folder.resolve()),
+        base_model=manifest.get("base_model") or cfg.get("base_model_name_or_path"),
+        languages=tuple(manifest.get("languages", ())),
+        description=manifest.get("description", ""),
+        manifest=manifest,
+    )
+
+
+def _check_safetensors(path: Path, label: str) -> None:
+    """Catch truncated or garbage weight files before peft does, with a readable message."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if not list(f.keys()):
+                raise AdapterError(f"adapter {label!r}: {path.name} holds no tensors")
+    except AdapterError:
+        raise
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise AdapterError(f"adapter {label!r}: weights file {path.name} is corrupt ({e})") from e
+
+
+def default_search_dirs(base_name: str) -> list[Path]:
+    """Demo adapters shipped in the repo, then the user's own (``$BACTRIAN_HOME/adapters``)."""
+    repo_assets = Path(__file__).resolve().parent.parent / "assets" / "adapters" / base_name
+    home = Path(os.environ.get("BACTRIAN_HOME", Path.home() / ".bactrian")).expanduser()
+    return [repo_assets, home / "adapters" / base_name, home / "adapters"]
+
+
+def discover(dirs: Iterable[str | Path]) -> tuple[list[AdapterInfo], list[str]]:
+    """Adapters found in ``dirs`` (each a folder of adapter folders, or one adapter); plus problems found."""
+    found: dict[str, AdapterInfo] = {}
+    problems: list[str] = []
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            continue
+        candidates = [d] if (d / "adapter_config.json").exists() else sorted(p for p in d.iterdir() if p.is_dir())
+        for c in candidates:
+            if not (c / "adapter_config.json").exists() and not any((c / w).exists() for w in WEIGHT_FILES):
+                continue  # not an adapter folder at all (e.g. another base's subfolder)
+            try:
+                info = read_adapter(c)
+            except AdapterError as e:
+                problems.append(str(e))
+                continue
+            found.setdefault(info.name, info)
+    return list(found.values()), problems
+
+
+def matches_base(info: AdapterInfo, spec: BaseSpec) -> bool:
+    if not info.base_model:
+        return True  # unknown: the structural check at load time decides
+    b = info.base_model
+    return b in spec.aliases or Path(b).name in spec.aliases or b.split("/")[-1] in spec.aliases
+
+
+class AdapterSet:
+    """The adapters of one base model, loaded on demand onto one PeftModel (thread-safe)."""
+
+    def __init__(self, base: LoadedBase, infos: Iterable[AdapterInfo] = (), max_loaded: int = 16):
+        self.base = base
+        self.max_loaded = max(1, max_loaded)
+        self._infos: dict[str, AdapterInfo] = {}
+        self._loaded: OrderedDict[str, None] = OrderedDict()  # LRU order, oldest first
+        self._pinned: set[str] = set()
+        self._lock = threading.RLock()
+        self.model: Any = base.model
+        for info in infos:
+            self.register(info)
+
+    # -- registry ---------------------------------------------------------------------------------
+    def register(self, info: AdapterInfo) -> AdapterInfo:
+        if info.name == BASE_ADAPTER or info.name == self.base.spec.name:
+            raise AdapterError(f"adapter name {info.name!r} is reserved for the bare base model")
+        if not matches_base(info, self.base.spec):
+            raise AdapterError(
+                f"adapter {info.name!r} was trained for base {info.base_model!r}, "
+                f"but the loaded base is {self.base.spec.name!r}"
+            )
+        with self._lock:
+            self._infos[info.name] = info
+        return info
+
+    def register_path(self, path: str | Path, name: str | None = None) -> AdapterInfo:
+        return self.register(read_adapter(path, name))
+
+    def names(self) -> list[str]:
+        return list(self._infos)
+
+    def infos(self) -> list[AdapterInfo]:
+        return list(self._infos.values())
+
+    def info(self, name: str) -> AdapterInfo:
+        try:
+            return self._infos[name]
+        except KeyError:
+            known = ", ".join(self._infos) or "none"
+            raise AdapterError(f"unknown adapter {name!r}; known adapters: {known}") from None
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
+
+    # -- loading ----------------------------------------------------------------------------------
+    def ensure_loaded(self, names: Iterable[str | None]) -> None:
+        """Load adapters (LRU-evicting others) so that all of ``names`` are on the model at once."""
+        wanted = [n for n in dict.fromkeys(names) if n and n != BASE_ADAPTER]
+        if len(wanted) > self.max_loaded:
+            raise AdapterError(f"{len(wanted)} adapters requested at once; the memory budget allows {self.max_loaded}")
+        with self._lock:
+            self._pinned = set(wanted)
+            for name in wanted:
+                if name in self._loaded:
+                    self._loaded.move_to_end(name)
+                    continue
+                self._load(self.info(name))
+                self._evict()
+
+    def _load(self, info: AdapterInfo) -> None:
+        from peft import PeftModel
+
+        try:
+            if not isinstance(self.model, PeftModel):
+                self.model = PeftModel.from_pretrained(self.base.model, info.path, adapter_name=info.name)
+            else:
+                self.model.load_adapter(info.path, adapter_name=info.name)
+        except Exception as e:  # shape mismatch, missing target modules, unreadable weights
+            self._discard(info.name)
+            raise AdapterError(f"adapter {info.name!r} does not fit base {self.base.spec.name!r}: {_short(e)}") from e
+        self.model.eval()
+        self._loaded[info.name] = None
+        log.info("loaded adapter %s", info.name)
+
+    def _discard(self, name: str) -> None:
+        if hasattr(self.model, "peft_config") and name in self.model.peft_config:
+            try:
+                self.model.delete_adapter(name)
+            except Exception:  # a half-loaded adapter may not delete cleanly; it is unusable either way
+                log.warning("could not fully remove adapter %s", name)
+
+    def _evict(self) -> None:
+        while len(self._loaded) > self.max_loaded:
+            victim = next((n for n in self._loaded if n not in self._pinned), None)
+            if victim is None:
+                return
+            del self._loaded[victim]
+            if len(self.model.peft_config) > 1:
+                # peft refuses to delete the active adapter: point it at a survivor first
+                survivor = next(iter(self._loaded))
+                self.model.set_adapter(survivor)
+                self.model.delete_adapter(victim)
+            log.info("unloaded adapter %s (memory budget)", victim)
+
+    def activate(self, name: str | None) -> None:
+        """Make one adapter active (``None``: the bare base) for single-variant generation."""
+        with self._lock:
+            if name:
+                self.ensure_loaded([name])
+                self.model.set_adapter(name)
+
+    def lora_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for n, p in self.model.named_parameters() if "lora_" in n)
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]

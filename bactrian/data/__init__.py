@@ -1,0 +1,1 @@
+"""Data files of the library (languages, templates), loaded with importlib.resources."""

@@ -1,0 +1,1 @@
+"""Prompt templates as data (alpaca-lora's format: prompt_input, prompt_no_input, response_split)."""
