@@ -84,6 +84,25 @@ def read_adapter(path: str | Path, name: str | None = None) -> AdapterInfo:
     )
 
 
+def fetch_adapter(source: str) -> Path:
+    """A local folder for an adapter given as a folder or a Hub id (e.g. ``MBZUAI/bactrian-x-bloom-7b1-lora``).
+
+    Hub ids go through the Hugging Face cache, so ``HF_HUB_OFFLINE=1`` works once downloaded.
+    """
+    p = Path(source).expanduser()
+    if p.is_dir():
+        return p
+    if source.count("/") != 1 or source.startswith((".", "/")):
+        raise AdapterError(f"adapter {source!r}: no such folder, and not a Hub id (owner/name)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.md"]))
+    except Exception as e:  # offline and not cached, no such repo, no network
+        hint = " (HF_HUB_OFFLINE is set and it is not in the local Hub cache)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        raise AdapterError(f"adapter {source!r}: cannot fetch from the Hub{hint}: {_short(e)}") from e
+
+
 def _check_safetensors(path: Path, label: str) -> None:
     """Catch truncated or garbage weight files before peft does, with a readable message."""
     from safetensors import safe_open
@@ -161,7 +180,11 @@ class AdapterSet:
         return info
 
     def register_path(self, path: str | Path, name: str | None = None) -> AdapterInfo:
-        return self.register(read_adapter(path, name))
+        """Register a folder or a Hub id; a Hub adapter is named after its repo unless ``name`` is given."""
+        folder = fetch_adapter(str(path))
+        if name is None and not Path(str(path)).expanduser().is_dir():
+            name = str(path)
+        return self.register(read_adapter(folder, name))
 
     def names(self) -> list[str]:
         return list(self._infos)

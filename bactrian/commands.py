@@ -12,6 +12,7 @@ from .models import DEFAULT_BASE
 def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", default=DEFAULT_BASE, help="embedded name, local folder or Hub id (default: %(default)s)")
     p.add_argument("--adapters-dir", action="append", default=[], help="extra folder of adapters (repeatable)")
+    p.add_argument("--load-adapter", action="append", default=[], metavar="PATH_OR_HUB_ID", help="one adapter folder or Hub id, e.g. MBZUAI/bactrian-x-bloom-7b1-lora (repeatable)")
     p.add_argument("--template", default=None, help="prompt template: bactrian-x, alpaca or chat (default: the base's)")
     p.add_argument("--max-adapters", type=int, default=16, help="adapters kept loaded at once (LRU beyond)")
 
@@ -28,7 +29,7 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
 def _load_engine(args: argparse.Namespace):
     from .engine import Engine
 
-    return Engine.load(args.base, args.adapters_dir, template=args.template, max_loaded=args.max_adapters)
+    return Engine.load(args.base, args.adapters_dir, template=args.template, max_loaded=args.max_adapters, adapters=args.load_adapter)
 
 
 def _fail(msg: str) -> int:
@@ -115,7 +116,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         engine = _load_engine(args)
-    except (ModelError, ValueError) as e:
+    except (ModelError, ValueError) as e:  # AdapterError is a ValueError
         return _fail(str(e))
     print(f"serving {', '.join(engine.variants())} on http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(create_app(engine, max_batch=args.max_batch), host=args.host, port=args.port, log_level=args.log_level)
@@ -127,14 +128,19 @@ def register_models(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default=DEFAULT_BASE, help="list adapters for this base (default: %(default)s)")
     p.add_argument("--adapters-dir", action="append", default=[])
     p.add_argument("--json", action="store_true")
+    p.add_argument("--prepare", action="append", default=[], metavar="NAME", help="build the cache of an embedded base now (repeatable)")
     p.set_defaults(func=run_models)
 
 
 def run_models(args: argparse.Namespace) -> int:
     from .adapters import default_search_dirs, discover, matches_base
-    from .models import ModelError, get_spec, list_bases
+    from .models import ModelError, get_spec, list_bases, materialize
 
     try:
+        for name in args.prepare:
+            print(f"[bactrian] {name}: cache at {materialize(name)}", flush=True)
+        if args.prepare:
+            return 0
         spec = get_spec(args.base)
     except ModelError as e:
         return _fail(str(e))

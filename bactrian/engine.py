@@ -75,7 +75,10 @@ class Engine:
         template: str | None = None,
         max_loaded: int = 16,
         include_default_dirs: bool = True,
+        adapters: Iterable[str] = (),
     ) -> "Engine":
+        """Load a base and register adapters: every one found in ``adapter_dirs`` (and the default folders),
+        plus ``adapters`` given one by one as folders or Hub ids (those must succeed)."""
         loaded = load_base(base)
         dirs = list(adapter_dirs) + (default_search_dirs(loaded.spec.name) if include_default_dirs else [])
         infos, problems = discover(dirs)
@@ -87,6 +90,8 @@ class Engine:
                 aset.register(info)
             except AdapterError as e:
                 log.warning("skipping adapter: %s", e)
+        for source in adapters:
+            aset.register_path(source)
         return cls(loaded, aset, template)
 
     @property
@@ -220,7 +225,8 @@ class Engine:
         cur_ids = input_ids
         max_steps = max(p.max_new_tokens for p in params)
         for _step in range(max_steps):
-            out = forward(input_ids=cur_ids, attention_mask=attn, position_ids=position_ids, past_key_values=past, use_cache=True)
+            # logits_to_keep=1: the prefill must not build (prompt length x vocabulary) logits
+            out = forward(input_ids=cur_ids, attention_mask=attn, position_ids=position_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
             past = out.past_key_values
             logits = out.logits[:, -1, :]
             banned = [self._banned + (sorted(self._stop_ids) if (p.ignore_eos or counts[i] < p.min_tokens) else []) for i, p in enumerate(params)]

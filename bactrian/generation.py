@@ -19,7 +19,7 @@ class GenerationParams:
     temperature: float = 0.7
     top_p: float = 0.95
     top_k: int = 50
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = 1.0  # neutral, as OpenAI and vLLM; the chat UI and CLI ask for 1.1
     seed: int | None = None
     min_tokens: int = 0  # vLLM extra: do not stop before this many tokens
     ignore_eos: bool = False  # vLLM extra: run to max_new_tokens
@@ -77,16 +77,15 @@ def sample_next(
             out.append(int(torch.argmax(row)))
             continue
         row = row / p.temperature
-        if p.top_k and p.top_k < row.numel():
-            kth = torch.topk(row, p.top_k).values[-1]
-            row[row < kth] = -float("inf")
+        # top-k first: top-p then sorts k values instead of the whole (262K for Gemma) vocabulary
+        k = p.top_k if p.top_k and p.top_k < row.numel() else row.numel()
+        vals, idx = torch.topk(row, k)
         if p.top_p < 1.0:
-            sorted_logits, order = torch.sort(row, descending=True)
-            cum = torch.softmax(sorted_logits, -1).cumsum(-1)
-            cut = cum - torch.softmax(sorted_logits, -1) > p.top_p  # keep the token that crosses top_p
-            row[order[cut]] = -float("inf")
-        probs = torch.softmax(row, -1)
-        out.append(int(torch.multinomial(probs, 1, generator=generators[i])))
+            probs = torch.softmax(vals, -1)
+            drop = probs.cumsum(-1) - probs > p.top_p  # keep the token that crosses top_p
+            vals = vals.masked_fill(drop, -float("inf"))
+        choice = torch.multinomial(torch.softmax(vals, -1), 1, generator=generators[i])
+        out.append(int(idx[choice]))
     return out
 
 

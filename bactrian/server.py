@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -66,8 +67,14 @@ def _err(status: int, message: str, **kw: Any) -> JSONResponse:
 
 def create_app(engine: Engine, max_batch: int = 8, window_s: float = 0.02) -> FastAPI:
     """The ASGI app; one scheduler per app (no module state, so tests can run several)."""
-    app = FastAPI(title="Bactrian-X OpenAI-compatible server")
     scheduler = BatchScheduler(engine, max_batch=max_batch, window_s=window_s)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        scheduler.close()
+
+    app = FastAPI(title="Bactrian-X OpenAI-compatible server", lifespan=lifespan)
     app.state.engine = engine
     app.state.scheduler = scheduler
 
@@ -105,7 +112,7 @@ def create_app(engine: Engine, max_batch: int = 8, window_s: float = 0.02) -> Fa
         stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         try:
             params = GenerationParams(
-                max_new_tokens=body.max_completion_tokens or body.max_tokens or 256,
+                max_new_tokens=next((v for v in (body.max_completion_tokens, body.max_tokens) if v is not None), 256),
                 temperature=body.temperature,
                 top_p=body.top_p,
                 top_k=body.top_k,
@@ -148,10 +155,6 @@ def create_app(engine: Engine, max_batch: int = 8, window_s: float = 0.02) -> Fa
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": ev.finish_reason, "logprobs": None}],
             "usage": usage,
         }
-
-    @app.on_event("shutdown")
-    async def _stop() -> None:
-        scheduler.close()
 
     return app
 

@@ -39,7 +39,7 @@ def make_tokenizer(vocab_size: int = 512):
 
 
 def make_tiny_base(folder: str | Path, arch: str = "llama", seed: int = 0, hub_id: str | None = None) -> Path:
-    """Write a tiny random causal LM (``llama`` or ``gemma3_text``) + tokenizer to ``folder``."""
+    """Write a tiny random causal LM (``llama``, ``gemma3_text`` or ``bloom``) + tokenizer to ``folder``."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -63,6 +63,9 @@ def make_tiny_base(folder: str | Path, arch: str = "llama", seed: int = 0, hub_i
     )
     if arch == "gemma3_text":
         common.update(head_dim=8, sliding_window=64)
+    if arch == "bloom":  # BLOOM names its sizes differently and uses ALiBi instead of positions
+        common = dict(vocab_size=len(tok), hidden_size=32, n_layer=2, n_head=4, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, initializer_range=0.3)
     config = AutoConfig.for_model(arch, **common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)

@@ -125,3 +125,32 @@ def test_streaming_seeded_sampling_and_stop_strings(tiny_engine):
         stop = full[2:4]
         cut = _texts(e, [GenRequest(e.prompter.build("Hi"), "beta", GenerationParams(**{**GREEDY.as_dict(), "stop": [stop]}))])[0]
         assert stop not in cut and full.startswith(cut)
+
+
+def test_bloom_path_with_local_folder_standing_in_for_the_hub_model(tmp_path):
+    """The real-user path (bigscience/bloom-7b1 + a query_key_value LoRA), exercised with a local tiny BLOOM."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from bactrian.testing import make_tiny_base
+
+    base_dir = make_tiny_base(tmp_path / "bloom-7b1", arch="bloom", hub_id="bigscience/bloom-7b1")
+    for i, name in enumerate(["bactrian-zh", "bactrian-es"]):
+        b = load_base(str(base_dir))
+        torch.manual_seed(i)
+        m = get_peft_model(b.model, LoraConfig(r=4, target_modules=["query_key_value"], init_lora_weights=False))
+        m.peft_config["default"].base_model_name_or_path = "bigscience/bloom-7b1"  # as the Hub adapters record it
+        m.save_pretrained(tmp_path / "adapters" / name)
+    e = Engine.load(str(base_dir), [str(tmp_path / "adapters")], include_default_dirs=False)
+    assert set(e.adapters.names()) == {"bactrian-zh", "bactrian-es"}
+    prompt = e.prompter.build("Hola")
+    single = [e.generate(prompt, n, GREEDY).text for n in ("bactrian-zh", "bactrian-es")]
+    assert single[0] != single[1]
+    assert _texts(e, [GenRequest(prompt, "bactrian-zh", GREEDY), GenRequest(prompt, "bactrian-es", GREEDY)]) == single
+
+
+def test_hub_adapter_offline_and_not_cached_is_a_clear_error(tiny_engine, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(AdapterError, match="MBZUAI/bactrian-x-bloom-7b1-lora.*cannot fetch"):
+        tiny_engine.adapters.register_path("MBZUAI/bactrian-x-bloom-7b1-lora")
