@@ -1,0 +1,1 @@
+"""Pipelines built on the bactrian library: data, train, bench."""

@@ -1,0 +1,1 @@
+"""The Bactrian-X data pipeline: sources -> translate -> respond -> filter -> report -> export."""

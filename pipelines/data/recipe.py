@@ -1,0 +1,215 @@
+"""The data recipe: one YAML file describing sources, languages, backends, limits and the output folder.
+
+Loaded into frozen dataclasses; unknown keys are rejected with their dotted path, so a typo never silently
+falls back to a default. Secrets are never part of a recipe: it names the environment variable that holds a key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bactrian.languages import parse_languages
+
+
+class RecipeError(ValueError):
+    """The recipe is invalid; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # alpaca | dolly
+    path: str | None = None  # local .json / .jsonl; otherwise `hub` is loaded through `datasets`
+    hub: str | None = None
+    limit: int | None = None  # first N rows (small runs)
+
+
+@dataclass(frozen=True)
+class TranslateSpec:
+    backend: str = "llm"  # google | llm | seq2seq | none
+    model: str = ""  # llm: served model id; seq2seq: folder/Hub id (may contain {lang} for Marian pairs)
+    base_url: str | None = None  # llm: OpenAI-compatible endpoint; google: API root (tests use a local one)
+    api_key_env: str | None = None  # name of the environment variable with the key (never the key)
+    service_account_file: str | None = None  # google: a service-account JSON (needs google-auth)
+    batch_size: int = 64  # google: strings per request (the API takes at most 128)
+    concurrency: int = 8
+    max_tokens: int = 1024
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    skip_code: bool = True  # rows with programming content stay in English, as in the paper
+
+
+@dataclass(frozen=True)
+class RespondSpec:
+    model: str = "gpt-3.5-turbo"
+    base_url: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    concurrency: int = 32
+    rpm: float | None = None  # requests per minute; None = unlimited
+    tpm: float | None = None  # tokens per minute (prompt estimate + max_tokens); None = unlimited
+    max_tokens: int = 1024
+    temperature: float = 0.7
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    use_batch_api: bool = False  # OpenAI Batch API (50% cheaper, up to 24 h)
+    batch_poll_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    langid: bool = True
+    keep_langid_failures: bool = False  # keep rows whose language id disagrees (e.g. tiny test models)
+    min_confidence: float = 0.5
+    min_chars: int = 1
+    max_chars: int = 20000
+    outlier_mad: float = 5.0  # drop lengths this many robust deviations from the language's median (log chars)
+    drop_truncated: bool = False  # finish_reason == "length"
+    dedupe: bool = True
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    tokenizer: str | None = "gemma-3-270m"  # the target base model whose tokenizer measures lengths
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    parquet: bool = True
+    save_to_disk: bool = True
+    push_to_hub: str | None = None  # repo id; the token comes from HF_TOKEN
+    pretty_name: str = "Bactrian-X (regenerated)"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    output: str
+    languages: tuple[str, ...]
+    sources: tuple[SourceSpec, ...]
+    translate: TranslateSpec = field(default_factory=TranslateSpec)
+    respond: RespondSpec = field(default_factory=RespondSpec)
+    filter: FilterSpec = field(default_factory=FilterSpec)
+    report: ReportSpec = field(default_factory=ReportSpec)
+    export: ExportSpec = field(default_factory=ExportSpec)
+    include_english: bool = False  # also export the English originals with generated responses
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output)
+
+    @property
+    def work_languages(self) -> list[str]:
+        """Languages that get responses: targets, plus English when asked."""
+        return (["en"] if self.include_english else []) + [c for c in self.languages if c != "en"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where or 'recipe'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        hint = ""
+        if any("key" in k and "env" not in k for k in unknown):
+            hint = " (keys never go in a recipe: put the key in an environment variable and name it in api_key_env)"
+        raise RecipeError(f"{where or 'recipe'}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(fields)}{hint}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise RecipeError(f"{where or 'recipe'}: {e}") from None
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise RecipeError(f"{where}: expected a list")
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
+        raise RecipeError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node: Any = data
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+
+
+def parse_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> Recipe:
+    """Validate a recipe mapping (plus ``{"respond.base_url": ...}``-style overrides)."""
+    data = copy.deepcopy(data)
+    for k, v in (overrides or {}).items():
+        _set_dotted(data, k, v)
+    langs = data.get("languages")
+    try:
+        data["languages"] = parse_languages(langs if langs is not None else [])
+    except KeyError as e:
+        raise RecipeError(f"languages: {e.args[0]}") from None
+    if not data["languages"]:
+        raise RecipeError("languages: at least one language is needed (e.g. [zh, es] or all-non-en)")
+    recipe = _build(Recipe, data, "")
+    for i, s in enumerate(recipe.sources):
+        if s.kind not in ("alpaca", "dolly"):
+            raise RecipeError(f"sources[{i}].kind: {s.kind!r} is not alpaca or dolly")
+        if not s.path and not s.hub:
+            raise RecipeError(f"sources[{i}]: give a local path or a hub id")
+    if recipe.translate.backend not in ("google", "llm", "seq2seq", "none"):
+        raise RecipeError(f"translate.backend: {recipe.translate.backend!r} is not google, llm, seq2seq or none")
+    if not recipe.sources:
+        raise RecipeError("sources: at least one source is needed")
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+    return parse_recipe(data, overrides)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["respond.base_url=http://...", "sources.0.limit=5"]`` -> mapping; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out

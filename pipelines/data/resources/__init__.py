@@ -1,0 +1,1 @@
+"""Data files of the data pipeline (prompts, price table, detection patterns)."""
