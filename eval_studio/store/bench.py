@@ -1,0 +1,117 @@
+"""Ingest benchmark results (JSON files written by ``bactrian bench``) into ``benchmark_runs``.
+
+Accepted shapes:
+- the project's own: ``{"run_id", "model", "adapter" (null/"" = bare base), "results": [{"task", "language",
+  "metric", "value", "stderr"?}, ...]}``;
+- lm-eval's results file: ``{"results": {task: {"acc,none": v, "acc_stderr,none": s, ...}}, "config":
+  {"model_args": "pretrained=...,peft=..."}, "model_name"?}``; the language is the task's last ``_xx`` part
+  when that is a known language code.
+Re-ingesting a file is a no-op; a different value for the same (run, model, adapter, task, language, metric)
+is an error, so nothing is silently overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from eval_studio.store.db import read_session, transaction
+from eval_studio.store.models import BenchmarkRun
+from eval_studio.store.repo import StoreError
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    run_id: str
+    model: str
+    adapter: str
+    task: str
+    language: str
+    metric: str
+    value: float
+    stderr: float | None = None
+
+
+def _language_of(task: str) -> str:
+    from bactrian.languages import language_codes
+
+    tail = task.rsplit("_", 1)[-1].lower()
+    return tail if "_" in task and tail in language_codes() else ""
+
+
+def _model_args(args: Any) -> dict[str, str]:
+    if isinstance(args, dict):
+        return {k: str(v) for k, v in args.items()}
+    pairs = (item.split("=", 1) for item in str(args or "").split(",") if "=" in item)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def parse_bench(data: dict[str, Any], source: str) -> list[BenchRow]:
+    if isinstance(data.get("results"), list):
+        run_id, model = data.get("run_id") or Path(source).stem, data.get("model")
+        if not model:
+            raise StoreError(f"{source}: missing 'model'")
+        rows = []
+        for i, r in enumerate(data["results"]):
+            try:
+                rows.append(BenchRow(str(run_id), str(model), str(data.get("adapter") or ""), str(r["task"]),
+                                     str(r.get("language") or ""), str(r["metric"]), float(r["value"]),
+                                     None if r.get("stderr") is None else float(r["stderr"])))
+            except (KeyError, TypeError, ValueError) as e:
+                raise StoreError(f"{source}: results[{i}] needs task, metric and a numeric value ({e})") from e
+        return rows
+    if isinstance(data.get("results"), dict):
+        args = _model_args((data.get("config") or {}).get("model_args"))
+        model = data.get("model_name") or args.get("pretrained") or args.get("model") or "unknown"
+        adapter = args.get("peft") or args.get("adapter") or ""
+        run_id = str(data.get("run_id") or data.get("date") or Path(source).stem)
+        rows = []
+        for task, metrics in data["results"].items():
+            for key, value in metrics.items():
+                name, _, _filter = key.partition(",")
+                if name.endswith("_stderr") or name == "alias" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                    continue
+                err = metrics.get(f"{name}_stderr,{_filter}" if _filter else f"{name}_stderr")
+                rows.append(BenchRow(run_id, str(model), str(adapter), task, _language_of(task), name, float(value),
+                                     float(err) if isinstance(err, (int, float)) and not isinstance(err, bool) else None))
+        return rows
+    raise StoreError(f"{source}: not a bench results file (expected a 'results' list or lm-eval 'results' object)")
+
+
+def ingest_bench_file(engine: Engine, path: str | Path) -> tuple[int, int]:
+    """Store the metrics of one results file; returns (added, unchanged)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise StoreError(f"cannot read bench results {path}: {e}") from e
+    rows = parse_bench(data, str(path))
+    added = unchanged = 0
+    with transaction(engine) as s:
+        for r in rows:
+            if math.isnan(r.value):
+                continue  # lm-eval writes NaN for metrics it could not compute; skip rather than store NaN
+            existing = s.scalar(select(BenchmarkRun).where(
+                BenchmarkRun.run_id == r.run_id, BenchmarkRun.model == r.model, BenchmarkRun.adapter == r.adapter,
+                BenchmarkRun.task == r.task, BenchmarkRun.language == r.language, BenchmarkRun.metric == r.metric))
+            if existing is None:
+                s.add(BenchmarkRun(run_id=r.run_id, model=r.model, adapter=r.adapter, task=r.task, language=r.language,
+                                   metric=r.metric, value=r.value, stderr=r.stderr, source_file=str(path)))
+                added += 1
+            elif existing.value != r.value:
+                raise StoreError(f"{path}: {r.task}/{r.metric} for run {r.run_id} already stored with value {existing.value}")
+            else:
+                unchanged += 1
+    return added, unchanged
+
+
+def list_bench(engine: Engine) -> list[dict[str, Any]]:
+    with read_session(engine) as s:
+        rows = s.scalars(select(BenchmarkRun).order_by(BenchmarkRun.task, BenchmarkRun.language, BenchmarkRun.model)).all()
+        return [{"run_id": r.run_id, "model": r.model, "adapter": r.adapter, "task": r.task, "language": r.language,
+                 "metric": r.metric, "value": r.value, "stderr": r.stderr, "created": r.created.isoformat()} for r in rows]

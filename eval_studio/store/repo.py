@@ -1,0 +1,230 @@
+"""Repository API for chat and arena: annotators, model variants, conversations, battles and votes.
+
+Functions take an ``Engine`` and run their own transaction, so a UI handler can call them from any thread.
+Annotator names passed here must come from the server-side session (auth), never from the browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from eval_studio.store.db import read_session, transaction
+from eval_studio.store.models import (
+    MODES,
+    ROLES,
+    WINNERS,
+    Annotator,
+    Assignment,
+    Battle,
+    Conversation,
+    ModelVariant,
+    Turn,
+    Vote,
+    utcnow,
+)
+
+
+class StoreError(ValueError):
+    """Bad input to the store; the message says what and nothing was written."""
+
+
+class DuplicateVote(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    name: str
+    kind: str
+    base_model: str | None
+    adapter_path: str | None
+    endpoint: str | None
+    languages: list[str]
+    description: str | None
+
+
+def check_winner(winner: str) -> str:
+    if winner not in WINNERS:
+        raise StoreError(f"winner must be one of {', '.join(WINNERS)}, got {winner!r}")
+    return winner
+
+
+def ensure_annotator(session: Session, name: str, role: str | None = None) -> Annotator:
+    """Get or create the annotator ``name``; ``role`` (if given) updates the stored role."""
+    name = (name or "").strip()
+    if not name:
+        raise StoreError("annotator name is empty")
+    if role is not None and role not in ROLES:
+        raise StoreError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    ann = session.scalar(select(Annotator).where(Annotator.name == name))
+    if ann is None:
+        ann = Annotator(name=name, role=role or "annotator")
+        session.add(ann)
+        session.flush()
+    elif role is not None and ann.role != role:
+        ann.role = role
+    return ann
+
+
+def register_annotator(engine: Engine, name: str, role: str | None = None) -> int:
+    with transaction(engine) as s:
+        return ensure_annotator(s, name, role).id
+
+
+def upsert_variant(
+    engine: Engine,
+    name: str,
+    kind: str,
+    *,
+    base_model: str | None = None,
+    adapter_path: str | None = None,
+    endpoint: str | None = None,
+    languages: list[str] | None = None,
+    description: str | None = None,
+) -> int:
+    """Record a model the studio can show (an endpoint URL only, never its key)."""
+    if kind not in ("adapter", "base", "external"):
+        raise StoreError(f"variant kind must be adapter, base or external, got {kind!r}")
+    with transaction(engine) as s:
+        v = s.scalar(select(ModelVariant).where(ModelVariant.name == name)) or ModelVariant(name=name)
+        v.kind, v.base_model, v.adapter_path, v.endpoint = kind, base_model, adapter_path, endpoint
+        v.languages, v.description = list(languages or []), description
+        s.add(v)
+        s.flush()
+        return v.id
+
+
+def list_variants(engine: Engine) -> list[VariantInfo]:
+    with read_session(engine) as s:
+        rows = s.scalars(select(ModelVariant).order_by(ModelVariant.name)).all()
+        return [
+            VariantInfo(r.name, r.kind, r.base_model, r.adapter_path, r.endpoint, list(r.languages or []), r.description)
+            for r in rows
+        ]
+
+
+def start_conversation(
+    engine: Engine, model: str, *, annotator: str | None = None, mode: str = "chat", language: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> int:
+    with transaction(engine) as s:
+        ann_id = ensure_annotator(s, annotator).id if annotator else None
+        conv = Conversation(model=model, annotator_id=ann_id, mode=mode, language=language, params=dict(params or {}))
+        s.add(conv)
+        s.flush()
+        return conv.id
+
+
+def add_turn(engine: Engine, conversation_id: int, role: str, content: str, params: dict[str, Any] | None = None) -> int:
+    """Append a turn; its index is the next free one in the conversation."""
+    if role not in ("system", "user", "assistant"):
+        raise StoreError(f"turn role must be system, user or assistant, got {role!r}")
+    with transaction(engine) as s:
+        if s.get(Conversation, conversation_id) is None:
+            raise StoreError(f"no conversation {conversation_id}")
+        idx = s.scalar(select(func.coalesce(func.max(Turn.idx) + 1, 0)).where(Turn.conversation_id == conversation_id))
+        turn = Turn(conversation_id=conversation_id, idx=idx, role=role, content=content, params=params)
+        s.add(turn)
+        s.flush()
+        return turn.id
+
+
+def new_battle(
+    *,
+    question: str,
+    answer_a: str,
+    answer_b: str,
+    model_a: str,
+    model_b: str,
+    mode: str,
+    language: str,
+    params: dict[str, Any] | None = None,
+    category: str | None = None,
+    question_id: str | None = None,
+    pair_id: int | None = None,
+    conversation_a_id: int | None = None,
+    conversation_b_id: int | None = None,
+) -> Battle:
+    """Validate and build (not add) a battle: the two outputs exactly as shown, in the order shown."""
+    if mode not in MODES:
+        raise StoreError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not isinstance(question, str) or not question.strip():
+        raise StoreError("battle question is empty")
+    for label, text in (("answer_a", answer_a), ("answer_b", answer_b)):
+        if not isinstance(text, str):
+            raise StoreError(f"{label} must be a string")
+    if not model_a or not model_b:
+        raise StoreError("both model names are required")
+    if not language:
+        raise StoreError("battle language is required")
+    return Battle(
+        question=question, answer_a=answer_a, answer_b=answer_b, model_a=model_a, model_b=model_b, mode=mode,
+        language=language, params=dict(params or {}), category=category, question_id=question_id, pair_id=pair_id,
+        conversation_a_id=conversation_a_id, conversation_b_id=conversation_b_id,
+    )
+
+
+def record_battle(engine: Engine, **fields: Any) -> int:
+    """Store a battle (see :func:`new_battle` for the fields) and return its id."""
+    battle = new_battle(**fields)
+    with transaction(engine) as s:
+        s.add(battle)
+        s.flush()
+        return battle.id
+
+
+def insert_vote(session: Session, battle_id: int, winner: str, annotator: str | None) -> Vote:
+    """Add a vote inside an open transaction; marks the annotator's assignment for that battle done."""
+    check_winner(winner)
+    battle = session.get(Battle, battle_id)
+    if battle is None:
+        raise StoreError(f"no battle {battle_id}")
+    ann = ensure_annotator(session, annotator) if annotator else None
+    clash = select(Vote.id).where(Vote.battle_id == battle_id)
+    clash = clash.where(Vote.annotator_id == ann.id) if ann else clash.where(Vote.annotator_id.is_(None))
+    if session.scalar(clash) is not None:
+        raise DuplicateVote(f"battle {battle_id} already has a vote from {annotator or 'anonymous'}")
+    vote = Vote(battle_id=battle_id, annotator_id=ann.id if ann else None, winner=winner)
+    session.add(vote)
+    if ann is not None:
+        assignment = session.scalar(select(Assignment).where(Assignment.battle_id == battle_id, Assignment.annotator_id == ann.id))
+        if assignment is not None:
+            if assignment.status != "pending":
+                raise DuplicateVote(f"assignment {assignment.id} is already {assignment.status}")
+            assignment.status, assignment.completed = "done", utcnow()
+    session.flush()
+    return vote
+
+
+def record_vote(engine: Engine, battle_id: int, winner: str, annotator: str | None = None) -> int:
+    """Record ``winner`` (a|b|tie|both_bad) for a battle; ``annotator=None`` is an anonymous vote.
+
+    A second vote on the same battle by the same annotator (or a second anonymous one) raises
+    :class:`DuplicateVote`; the check and the insert share one write transaction, so it holds under concurrency.
+    """
+    try:
+        with transaction(engine) as s:
+            return insert_vote(s, battle_id, winner, annotator).id
+    except IntegrityError as e:  # the unique constraint caught a race the check could not see (non-SQLite)
+        raise DuplicateVote(f"battle {battle_id} already has a vote from {annotator or 'anonymous'}") from e
+
+
+def vote_counts(engine: Engine) -> list[dict[str, Any]]:
+    """Plain per-model tallies (wins, losses, ties, both_bad) for the leaderboard before ratings exist."""
+    tally: dict[str, dict[str, Any]] = {}
+    with read_session(engine) as s:
+        rows = s.execute(select(Battle.model_a, Battle.model_b, Vote.winner).join(Vote, Vote.battle_id == Battle.id)).all()
+    for model_a, model_b, winner in rows:
+        for model, side in ((model_a, "a"), (model_b, "b")):
+            t = tally.setdefault(model, {"model": model, "battles": 0, "wins": 0, "losses": 0, "ties": 0, "both_bad": 0})
+            t["battles"] += 1
+            if winner in ("tie", "both_bad"):
+                t["ties" if winner == "tie" else "both_bad"] += 1
+            else:
+                t["wins" if winner == side else "losses"] += 1
+    return sorted(tally.values(), key=lambda t: (-t["wins"], t["model"]))
