@@ -1,0 +1,166 @@
+"""``bactrian studio ratings | agreement | report``: ``register(studio_subparsers)`` adds the three sub-commands.
+
+Battles come from the studio database (``--db URL``) or a JSONL file of battle rows (``--battles FILE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import pandas as pd
+
+from eval_studio.battle_table import BOTH_BAD_MODES, TIE_MODES, filter_battles, read_battles_jsonl
+
+
+def register(studio_subparsers: Any) -> None:
+    p = studio_subparsers.add_parser("ratings", help="leaderboard ratings (Bradley-Terry or Elo) with bootstrap CIs")
+    _common(p)
+    p.add_argument("--by", choices=["language", "category"], help="one leaderboard per language or category")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_ratings)
+
+    p = studio_subparsers.add_parser("agreement", help="annotator kappas, human-judge agreement, position consistency")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_agreement)
+
+    p = studio_subparsers.add_parser("report", help="write one standalone HTML report with every chart")
+    _common(p)
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--title", default="Bactrian-X Studio leaderboard")
+    p.set_defaults(func=_report)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--db", metavar="URL", help="studio database URL (default: $BACTRIAN_STUDIO_DB or "
+                                                 "sqlite:///$BACTRIAN_HOME/studio.db)")
+    src.add_argument("--battles", metavar="FILE.jsonl", help="a JSONL file of battle rows")
+    f = p.add_argument_group("filters")
+    f.add_argument("--language", help="comma-separated language codes")
+    f.add_argument("--group", choices=["G1", "G2", "G3", "G4"], help="the paper's language group")
+    f.add_argument("--category", help="comma-separated question categories")
+    f.add_argument("--source", choices=["human", "judge", "both"], default="both")
+    f.add_argument("--annotator", help="comma-separated annotator / judge names")
+    f.add_argument("--since", help="first date (UTC), e.g. 2024-05-01")
+    f.add_argument("--until", help="last date (UTC, inclusive)")
+    o = p.add_argument_group("rating options")
+    o.add_argument("--method", choices=["bt", "elo"], default="bt", help="Bradley-Terry (default) or online Elo")
+    o.add_argument("--rounds", type=int, default=100, help="bootstrap rounds (default 100)")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--ties", choices=TIE_MODES, default="half", help="a tie is half a win each, or dropped")
+    o.add_argument("--both-bad", choices=BOTH_BAD_MODES, default="tie", help="'both bad' counts as a tie, or dropped")
+
+
+def _load(args: argparse.Namespace, judge_calls: bool = False) -> pd.DataFrame:
+    """The filtered battle table; ``judge_calls``: the judges' per-call rows (both orders) from the store instead."""
+    if args.battles:
+        df = read_battles_jsonl(args.battles)
+    else:
+        from eval_studio.store.battles import load_battles  # the store is only needed with a database
+        from eval_studio.store.db import default_url
+
+        url = args.db or default_url()
+        df = load_battles(url, source="judge", merge_orders=False) if judge_calls else load_battles(url)
+    return filter_battles(df, language=args.language, group=args.group, category=args.category, source=args.source,
+                          annotator=args.annotator, since=args.since, until=args.until)
+
+
+def _filters_text(args: argparse.Namespace) -> str:
+    names = ("language", "group", "category", "annotator", "since", "until")
+    parts = [f"{n}={getattr(args, n)}" for n in names if getattr(args, n)]
+    if args.source != "both":
+        parts.append(f"source={args.source}")
+    return ", ".join(parts)
+
+
+def _run(fn: Any, args: argparse.Namespace) -> int:
+    if args.rounds < 0:
+        print("error: --rounds must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        return fn(args, _load(args))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a database that cannot be opened or read is bad input too, not a crash
+        if not type(e).__module__.startswith("sqlalchemy"):
+            raise
+        print(f"error: cannot read the studio database: {e}", file=sys.stderr)
+        return 2
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return json.loads(table.to_json(orient="records"))  # NaN -> null
+
+
+def _rating_kwargs(args: argparse.Namespace) -> dict:
+    return {"method": args.method, "rounds": args.rounds, "seed": args.seed, "ties": args.ties, "both_bad": args.both_bad}
+
+
+def _ratings(args: argparse.Namespace) -> int:
+    def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
+        from eval_studio.ratings import compute_ratings, ratings_by
+
+        head = {"method": args.method, "rounds": args.rounds, "seed": args.seed, "battles": len(df), "by": args.by}
+        if args.by:
+            table = ratings_by(df, args.by, **_rating_kwargs(args))
+            groups = {str(k): _records(g.drop(columns=[args.by])) for k, g in table.groupby(args.by, sort=True)}
+            out = {**head, "ratings": groups}
+        else:
+            table = compute_ratings(df, **_rating_kwargs(args))
+            out = {**head, "ratings": _records(table)}
+        if args.json:
+            print(json.dumps(out, ensure_ascii=False, indent=2))
+        elif table.empty:
+            print("no battles match")
+        else:
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+        return 0
+
+    return _run(body, args)
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
+        from eval_studio.agreement import agreement_summary
+        from eval_studio.report import json_safe
+
+        both_bad = "tie" if args.both_bad == "tie" else "keep"
+        calls = None if args.battles else _load(args, judge_calls=True)  # file rows are per call already
+        out = json_safe(agreement_summary(df, both_bad=both_bad, calls=calls))
+        if args.json:
+            print(json.dumps(out, ensure_ascii=False, indent=2))
+            return 0
+        print("Cohen's kappa (human annotator pairs):")
+        for pair, v in out["cohen_kappa"].items():
+            print(f"  {pair.replace('|', ' vs ')}: {_num(v['kappa'])} over {v['n_items']} items")
+        fk = out["fleiss_kappa"]
+        print(f"Fleiss' kappa: {_num(fk['kappa'])} ({fk['n_items']} items with {fk['raters_per_item']} labels)")
+        for key, name in (("human_judge_agreement", "human-judge"), ("human_human_agreement", "human-human")):
+            a = out[key]
+            print(f"{name} agreement: with ties {_num(a['with_ties'])} (n={a['n_with_ties']}), "
+                  f"without ties {_num(a['without_ties'])} (n={a['n_without_ties']})")
+        pc = out["position_consistency"]
+        print(f"judge position consistency: {_num(pc['consistency'])} over {pc['n_pairs']} both-order pairs")
+        return 0
+
+    return _run(body, args)
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _report(args: argparse.Namespace) -> int:
+    def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
+        from eval_studio.report import write_report
+
+        path = write_report(df, args.out, title=args.title, filters=_filters_text(args), **_rating_kwargs(args))
+        print(f"wrote {path} ({len(df)} battles)")
+        return 0
+
+    return _run(body, args)

@@ -1,0 +1,1 @@
+"""The studio app's tabs (Gradio)."""

@@ -1,0 +1,78 @@
+"""The Leaderboard tab: filters, a refresh button, the ratings table and every chart, live from the store.
+
+It only wires the pure functions (``battle_table.filter_battles``, ``plots.dashboard``); ``leaderboard_view`` is
+the whole computation behind the button and is testable without a browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from eval_studio.battle_table import filter_battles
+from eval_studio.plots import FIGURE_IDS, dashboard
+
+GROUPS = ["all", "G1", "G2", "G3", "G4"]
+_TITLES = {"ratings": "Ratings", "win_fraction": "Win fraction", "battle_count": "Battle count",
+           "language_model": "Language x model", "category_model": "Category x model",
+           "win_tie_loss": "Win / tie / loss", "length_control": "Length-controlled win rate",
+           "agreement": "Agreement"}
+
+
+def _choices(df: pd.DataFrame, col: str) -> list[str]:
+    return sorted(str(v) for v in df[col].dropna().unique()) if col in df.columns else []
+
+
+def leaderboard_view(df: pd.DataFrame, *, languages: list[str] | None = None, group: str = "all",
+                     categories: list[str] | None = None, source: str = "both", annotators: list[str] | None = None,
+                     since: str = "", until: str = "", method: str = "bt", rounds: int = 100,
+                     ties: str = "half") -> tuple[str, pd.DataFrame, dict[str, Any]]:
+    """(status line, ratings table, figures by id) for the battles matching the filters."""
+    rows = filter_battles(df, language=languages or None, group=None if group in ("", "all") else group,
+                          category=categories or None, source=source, annotator=annotators or None,
+                          since=since.strip() or None, until=until.strip() or None)
+    dash = dashboard(rows, method=method, rounds=int(rounds), ties=ties)
+    table = dash.table.round({"rating": 1, "lower": 1, "upper": 1})
+    status = f"{len(rows)} of {len(df)} battles match; {len(table)} models."
+    return status, table, dash.figures
+
+
+def build_leaderboard_tab(load_battles: Callable[..., pd.DataFrame]) -> None:
+    """Add the Leaderboard UI to the enclosing ``gr.Blocks`` / ``gr.Tab``; ``load_battles()`` reads the table."""
+    with gr.Row():
+        languages = gr.Dropdown(label="Languages", multiselect=True, choices=[], value=[])
+        group = gr.Dropdown(label="Language group (paper)", choices=GROUPS, value="all")
+        categories = gr.Dropdown(label="Categories", multiselect=True, choices=[], value=[])
+        annotators = gr.Dropdown(label="Annotators / judges", multiselect=True, choices=[], value=[])
+    with gr.Row():
+        source = gr.Radio(["both", "human", "judge"], value="both", label="Source")
+        since = gr.Textbox(label="Since (UTC date)", placeholder="2024-05-01")
+        until = gr.Textbox(label="Until (UTC date, inclusive)", placeholder="2024-06-30")
+        method = gr.Radio([("Bradley-Terry", "bt"), ("Online Elo", "elo")], value="bt", label="Rating")
+        ties = gr.Radio([("half a win", "half"), ("dropped", "drop")], value="half", label="Ties")
+        rounds = gr.Number(value=100, precision=0, minimum=0, maximum=1000, label="Bootstrap rounds")
+    refresh = gr.Button("Refresh", variant="primary", elem_id="leaderboard-refresh")
+    status = gr.Markdown(elem_id="leaderboard-status")
+    table = gr.Dataframe(label="Leaderboard", interactive=False, elem_id="leaderboard-table")
+    plots = [gr.Plot(label=_TITLES[name], elem_id=f"leaderboard-{name}") for name in FIGURE_IDS]
+
+    def update(langs, grp, cats, anns, src, since_, until_, meth, ties_, rounds_):
+        try:
+            df = load_battles()
+            text, tab, figs = leaderboard_view(df, languages=langs, group=grp, categories=cats, source=src,
+                                               annotators=anns, since=since_ or "", until=until_ or "",
+                                               method=meth, rounds=int(rounds_ or 0), ties=ties_)
+        except (ValueError, TypeError, KeyError, OSError) as e:  # bad filter values: say so, keep the old view
+            raise gr.Error(str(e)) from e
+        pick = [gr.update(choices=_choices(df, c)) for c in ("language", "category", "annotator")]
+        return [*pick, text, tab, *(figs[name] for name in FIGURE_IDS)]
+
+    inputs = [languages, group, categories, annotators, source, since, until, method, ties, rounds]
+    outputs = [languages, categories, annotators, status, table, *plots]
+    refresh.click(update, inputs=inputs, outputs=outputs)
+    # also fill the tab when the page opens (no inputs: fires on load only, with the default filters)
+    gr.on(triggers=None, fn=lambda: update([], "all", [], [], "both", "", "", "bt", "half", 100), inputs=[],
+          outputs=outputs)
