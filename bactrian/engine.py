@@ -63,6 +63,9 @@ class Engine:
         self.tokenizer = base.tokenizer
         self.prompter = Prompter.for_tokenizer(self.tokenizer, template or base.spec.template)
         self.lock = threading.Lock()
+        # Fast tokenizers flip padding/truncation state inside Rust while encoding: concurrent calls from
+        # server threads or UI sessions raise "Already borrowed". Encoding is cheap, so one small lock suffices.
+        self.tokenizer_lock = threading.Lock()
         self.context_length = int(getattr(base.model.config, "max_position_embeddings", 2048) or 2048)
         self._stop_ids = self._stop_token_ids()
         self._banned = self._banned_token_ids()
@@ -146,7 +149,8 @@ class Engine:
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         bos = self.tokenizer.bos_token
         add_special = not all(bos and p.startswith(bos) for p in prompts)  # chat templates add BOS themselves
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special)
+        with self.tokenizer_lock:
+            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special)
         lengths = enc["attention_mask"].sum(-1).tolist()
         return enc["input_ids"], enc["attention_mask"], [int(n) for n in lengths]
 
@@ -174,7 +178,8 @@ class Engine:
         if name != BASE_ADAPTER:
             with self.lock:  # loading mutates the shared PeftModel: never while a batch decodes
                 self.adapters.ensure_loaded([name])
-        n = len(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]) + 1
+        with self.tokenizer_lock:
+            n = len(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]) + 1
         self.check_length(n, request.params)
         return n
 

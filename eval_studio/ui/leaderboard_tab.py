@@ -1,7 +1,9 @@
 """The Leaderboard tab: filters, a refresh button, the ratings table and every chart, live from the store.
 
 It only wires the pure functions (``battle_table.filter_battles``, ``plots.dashboard``); ``leaderboard_view`` is
-the whole computation behind the button and is testable without a browser.
+the whole computation behind the button and is testable without a browser. With ``load_bench`` (rows of the
+``benchmark_runs`` table) a Benchmarks section follows: the Table-4-like summary and a per-language chart for the
+chosen benchmark (``bench_views.bench_view``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from eval_studio.battle_table import filter_battles
+from eval_studio.bench_views import bench_view
 from eval_studio.plots import FIGURE_IDS, dashboard
 
 GROUPS = ["all", "G1", "G2", "G3", "G4"]
@@ -40,8 +43,10 @@ def leaderboard_view(df: pd.DataFrame, *, languages: list[str] | None = None, gr
     return status, table, dash.figures
 
 
-def build_leaderboard_tab(load_battles: Callable[..., pd.DataFrame]) -> None:
-    """Add the Leaderboard UI to the enclosing ``gr.Blocks`` / ``gr.Tab``; ``load_battles()`` reads the table."""
+def build_leaderboard_tab(load_battles: Callable[..., pd.DataFrame],
+                          load_bench: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    """Add the Leaderboard UI to the enclosing ``gr.Blocks`` / ``gr.Tab``; ``load_battles()`` reads the table,
+    ``load_bench()`` (optional) the stored benchmark results."""
     with gr.Row():
         languages = gr.Dropdown(label="Languages", multiselect=True, choices=[], value=[])
         group = gr.Dropdown(label="Language group (paper)", choices=GROUPS, value="all")
@@ -76,3 +81,26 @@ def build_leaderboard_tab(load_battles: Callable[..., pd.DataFrame]) -> None:
     # also fill the tab when the page opens (no inputs: fires on load only, with the default filters)
     gr.on(triggers=None, fn=lambda: update([], "all", [], [], "both", "", "", "bt", "half", 100), inputs=[],
           outputs=outputs)
+    if load_bench is not None:
+        _bench_section(load_bench, refresh)
+
+
+def _bench_section(load_bench: Callable[[], list[dict[str, Any]]], refresh: Any) -> None:
+    """Benchmarks (zero-shot, ``bactrian bench`` + ``bactrian studio import-bench``): Table 4 and a chart."""
+    gr.Markdown("### Benchmarks (zero-shot; averages over languages, %)")
+    status = gr.Markdown(elem_id="leaderboard-bench-status")
+    task = gr.Dropdown(label="Benchmark", choices=[], value=None, elem_id="leaderboard-bench-task")
+    table = gr.Dataframe(label="Benchmarks (paper Table 4)", interactive=False, elem_id="leaderboard-bench-table")
+    plot = gr.Plot(label="Per language", elem_id="leaderboard-bench-chart")
+
+    def update(chosen):
+        try:
+            text, tab, fig, tasks = bench_view(load_bench(), chosen)
+        except (ValueError, TypeError, KeyError, OSError) as e:
+            raise gr.Error(str(e)) from e
+        return text, gr.update(choices=tasks, value=chosen if chosen in tasks else (tasks[0] if tasks else None)), tab, fig
+
+    outputs = [status, task, table, plot]
+    refresh.click(update, inputs=[task], outputs=outputs)
+    task.input(update, inputs=[task], outputs=outputs)
+    gr.on(triggers=None, fn=lambda: update(None), inputs=[], outputs=outputs)

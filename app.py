@@ -1,0 +1,18 @@
+"""Bactrian-X Studio: ``python app.py`` (or ``gradio app.py``, or a Hugging Face Space) serves the Gradio app.
+
+Configured from environment variables (see ``eval_studio/settings.py``): GRADIO_SERVER_NAME, GRADIO_SERVER_PORT,
+BACTRIAN_DB, BACTRIAN_BASE, BACTRIAN_ADAPTERS_DIR, BACTRIAN_EXTERNAL_MODELS, BACTRIAN_USERS_FILE, ...
+"""
+
+import logging
+
+from eval_studio.settings import Settings
+from eval_studio.ui.app import build_demo, launch_options
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+settings = Settings.from_env()
+demo = build_demo(settings)
+
+if __name__ == "__main__":
+    demo.launch(**launch_options(settings))

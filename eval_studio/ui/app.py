@@ -1,0 +1,151 @@
+"""``build_demo(settings) -> gr.Blocks``: the header (UI language, sign-in) and the six tabs, wired together.
+
+The model engine and the database engine are created here and captured by the callbacks; per-visitor state
+(signed-in user, chat history, arena round, annotation assignment) lives in ``gr.State``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from bactrian.engine import Engine
+
+from eval_studio.auth import User, user_from_request
+from eval_studio.settings import Settings
+from eval_studio.store.battles import load_battles
+from eval_studio.ui.admin_tab import build_admin_tab
+from eval_studio.ui.annotate_tab import build_annotate_tab
+from eval_studio.ui.arena_tab import build_arena_tab
+from eval_studio.ui.chat_tab import build_chat_tab
+from eval_studio.ui.common import Translator, sign_in, user_line
+from eval_studio.ui.context import StudioContext, create_context
+from eval_studio.ui.judge_tab import build_judge_tab
+from eval_studio.ui.text import UI_LANGS, t
+
+log = logging.getLogger(__name__)
+
+# Annotation shortcuts: 1 A, 2 B, 3 tie, 4 both bad, s skip. They click the visible Annotate buttons, so the
+# server sees exactly what a mouse click sends; typing in a text field is never hijacked.
+KEYS_JS = """
+() => {
+  if (window.__bactrianKeys) return;
+  window.__bactrianKeys = true;
+  const ids = {"1": "ann-vote-a", "2": "ann-vote-b", "3": "ann-vote-tie", "4": "ann-vote-both_bad", "s": "ann-skip", "S": "ann-skip"};
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+    const el = e.target;
+    if (el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName))) return;
+    const id = ids[e.key];
+    const button = id && document.getElementById(id);
+    if (button && button.offsetParent !== null && !button.disabled) { e.preventDefault(); button.click(); }
+  });
+}
+"""
+
+CSS = """
+#arena-reveal, #ann-previous { min-height: 1.5em; }
+#ann-answer-a, #ann-answer-b { min-height: 8em; }
+"""
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """What ``demo.launch`` needs besides the Blocks (Gradio 6 takes theme/css there)."""
+    return {"server_name": settings.server_name, "server_port": settings.server_port, "css": CSS,
+            "theme": gr.themes.Soft(), "show_error": True}
+
+
+def build_demo(settings: Settings, engine: Engine | None = None) -> gr.Blocks:
+    ctx = create_context(settings, engine)
+    return build_blocks(ctx)
+
+
+def build_blocks(ctx: StudioContext) -> gr.Blocks:
+    s = ctx.settings
+    lang0 = s.ui_lang
+    tr = Translator()
+    with gr.Blocks(title="Bactrian-X Studio", analytics_enabled=False) as demo:
+        user_state = gr.State(None)
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=4):
+                tr.add(gr.Markdown(t("title", lang0)), value="title")
+                tr.add(gr.Markdown(t("subtitle", lang0)), value="subtitle")
+            ui_lang = tr.add(gr.Radio([(v, k) for k, v in UI_LANGS.items()], value=lang0, label=t("ui_lang", lang0),
+                                      elem_id="ui-lang", scale=1), label="ui_lang")
+        with tr.add(gr.Accordion(t("account", lang0), open=False, elem_id="account"), label="account"):
+            with gr.Row(equal_height=True):
+                username = tr.add(gr.Textbox(label=t("username", lang0), elem_id="login-user", scale=2), label="username")
+                password = tr.add(gr.Textbox(label=t("password", lang0), type="password", elem_id="login-password", scale=2),
+                                  label="password")
+                login = tr.add(gr.Button(t("login", lang0), variant="primary", elem_id="login-button", scale=1), value="login")
+                logout = tr.add(gr.Button(t("logout", lang0), elem_id="logout-button", scale=1), value="logout")
+                hf_login = gr.LoginButton(scale=1) if s.on_spaces else None
+        who = gr.Markdown(user_line(None, lang0) if ctx.users or s.on_spaces else t("no_users", lang0), elem_id="login-status")
+
+        with gr.Tabs():
+            with tr.add(gr.Tab(t("tab_chat", lang0), id="chat", elem_id="tab-chat"), label="tab_chat"):
+                build_chat_tab(ctx, tr, user_state, ui_lang)
+            with tr.add(gr.Tab(t("tab_arena", lang0), id="arena", elem_id="tab-arena"), label="tab_arena"):
+                build_arena_tab(ctx, tr, user_state, ui_lang)
+            with tr.add(gr.Tab(t("tab_annotate", lang0), id="annotate", elem_id="tab-annotate"), label="tab_annotate"):
+                reload_annotate = build_annotate_tab(ctx, tr, user_state, ui_lang)
+            with tr.add(gr.Tab(t("tab_judge", lang0), id="judge", elem_id="tab-judge"), label="tab_judge"):
+                build_judge_tab(ctx, tr, user_state, ui_lang)
+            with tr.add(gr.Tab(t("tab_leaderboard", lang0), id="leaderboard", elem_id="tab-leaderboard"), label="tab_leaderboard"):
+                _leaderboard(ctx)
+            with tr.add(gr.Tab(t("tab_admin", lang0), id="admin", elem_id="tab-admin"), label="tab_admin"):
+                build_admin_tab(ctx, tr, user_state, ui_lang)
+
+        def on_login(name: str, pw: str, lang: str):
+            if not ctx.users:
+                gr.Warning(t("no_users", lang))
+                return None, t("no_users", lang), ""
+            user = sign_in(ctx.users, name, pw)
+            if user is None:
+                gr.Warning(t("login_failed", lang))
+                return None, t("login_failed", lang), ""
+            return user, user_line(user, lang), ""
+
+        def on_logout(lang: str):
+            return None, user_line(None, lang), ""
+
+        for event in (login.click(on_login, [username, password, ui_lang], [user_state, who, password], api_name="login"),
+                      password.submit(on_login, [username, password, ui_lang], [user_state, who, password], api_visibility="private"),
+                      logout.click(on_logout, [ui_lang], [user_state, who, password], api_name="logout")):
+            event.then(reload_annotate.fn, reload_annotate.inputs, reload_annotate.outputs, api_visibility="private")
+
+        if hf_login is not None:  # on Spaces: the OAuth profile comes from the server-side session, not the browser
+            def from_oauth(profile: gr.OAuthProfile | None, lang: str):
+                user = user_from_request(None, ctx.users, profile)
+                return user, user_line(user, lang)
+
+            demo.load(from_oauth, [ui_lang], [user_state, who], api_visibility="private").then(
+                reload_annotate.fn, reload_annotate.inputs, reload_annotate.outputs, api_visibility="private")
+
+        def relabel(lang: str, user: User | None):
+            return (*tr.updates(lang), user_line(user, lang) if ctx.users or s.on_spaces else t("no_users", lang))
+
+        ui_lang.change(relabel, [ui_lang, user_state], [*tr.components, who], api_visibility="private")
+        demo.load(None, None, None, js=KEYS_JS)
+    demo.queue(default_concurrency_limit=4)
+    demo.studio = ctx  # type: ignore[attr-defined]  # tests and app.py reach the store through the demo
+    return demo
+
+
+def _leaderboard(ctx: StudioContext) -> None:
+    try:
+        from eval_studio.ui.leaderboard_tab import build_leaderboard_tab
+    except ImportError as e:  # the ratings part is optional: fall back to plain vote counts
+        log.warning("leaderboard unavailable (%s); showing vote counts", e)
+        import pandas as pd
+
+        from eval_studio.store.repo import vote_counts
+
+        table = gr.Dataframe(interactive=False, elem_id="leaderboard-table")
+        gr.Button("↻", elem_id="leaderboard-refresh").click(lambda: pd.DataFrame(vote_counts(ctx.db)), None, table)
+        return
+    from eval_studio.store.bench import list_bench
+
+    build_leaderboard_tab(lambda: load_battles(ctx.db), load_bench=lambda: list_bench(ctx.db))

@@ -1,0 +1,193 @@
+"""Arena tab: two models answer one question side by side; the visitor votes once both are complete.
+
+Battle mode draws a random pair and hides the names until the vote; named mode lets the visitor pick both.
+Both columns stream together (one batched decode when both are local). One handler serves all four votes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from bactrian.generation import GenerationParams
+
+from eval_studio.auth import User
+from eval_studio.store.repo import DuplicateVote, add_turn, record_battle, record_vote, start_conversation
+from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, make_params
+from eval_studio.ui.context import StudioContext
+from eval_studio.ui.streaming import Column, Job, stream_columns
+from eval_studio.ui.text import t
+from eval_studio.ui.widgets import language_choices, notify, params_block
+
+VOTES = ("a", "b", "tie", "both_bad")
+
+
+def new_state() -> dict[str, Any]:
+    return {"mode": None, "model_a": None, "model_b": None, "language": None, "question": None, "answers": None,
+            "battle_id": None, "voted": False, "failed": False, "params": None}
+
+
+def pick_models(ctx: StudioContext, st: dict[str, Any], mode: str, named: tuple[str, str], language: str,
+                rng: random.Random) -> dict[str, Any]:
+    """The state for a fresh question: battle mode keeps its hidden pair until a vote or a new round."""
+    if mode == "named":
+        a, b = named
+        if not a or not b or a == b:
+            raise Rejected("same_model")
+        ctx.catalog.get(a), ctx.catalog.get(b)
+    elif st["mode"] == "battle" and st["model_a"] and not st["voted"]:
+        a, b = st["model_a"], st["model_b"]
+    else:
+        a, b = ctx.catalog.random_pair(language, rng)
+    return {**new_state(), "mode": mode, "model_a": a, "model_b": b, "language": language}
+
+
+def arena_turn(ctx: StudioContext, st: dict[str, Any], question: str, params: GenerationParams,
+               user: User | None) -> Iterator[tuple[list[Column], dict[str, Any]]]:
+    """Stream both answers; once both are complete (and neither failed) the battle is stored for voting."""
+    messages = [{"role": "user", "content": question}]
+    jobs = [Job(st["model_a"], messages, params), Job(st["model_b"], messages, params)]
+    cols = [Column(), Column()]
+    st = {**st, "question": question, "answers": None, "battle_id": None, "voted": False, "failed": False,
+          "params": {"a": params.as_dict(), "b": params.as_dict()}}
+    for cols in stream_columns(ctx.catalog, jobs, ctx.local_lock):
+        yield cols, st
+    if not all(c.ok for c in cols):
+        yield cols, {**st, "failed": True}
+        return
+    who = user.name if user else None
+    convs = []
+    for side, col in zip(("a", "b"), cols):
+        conv = start_conversation(ctx.db, st[f"model_{side}"], annotator=who, mode="arena", language=st["language"],
+                                  params=params.as_dict())
+        add_turn(ctx.db, conv, "user", question)
+        add_turn(ctx.db, conv, "assistant", col.text, {"finish_reason": col.finish_reason})
+        convs.append(conv)
+    battle = record_battle(ctx.db, question=question, answer_a=cols[0].text, answer_b=cols[1].text,
+                           model_a=st["model_a"], model_b=st["model_b"], mode=st["mode"], language=st["language"],
+                           params=st["params"], conversation_a_id=convs[0], conversation_b_id=convs[1])
+    yield cols, {**st, "answers": [cols[0].text, cols[1].text], "battle_id": battle}
+
+
+def arena_vote(ctx: StudioContext, st: dict[str, Any], winner: str, user: User | None) -> dict[str, Any]:
+    """Record the vote (annotator from the server-side session, or anonymous); returns the new state."""
+    if st.get("failed"):
+        raise Rejected("no_vote_failed")
+    if not st.get("battle_id"):
+        raise Rejected("no_battle")
+    if st.get("voted"):
+        raise Rejected("already_voted")
+    if user is None and not ctx.settings.anon_votes:
+        raise Rejected("anon_disabled")
+    try:
+        record_vote(ctx.db, st["battle_id"], winner, annotator=user.name if user else None)
+    except DuplicateVote as e:
+        raise Rejected("already_voted") from e
+    return {**st, "voted": True}
+
+
+def column_labels(st: dict[str, Any], lang: str) -> tuple[str, str]:
+    hidden = st["mode"] == "battle" and not st["voted"]
+    if hidden or not st["model_a"]:
+        return t("hidden_a", lang), t("hidden_b", lang)
+    return f"A · {st['model_a']}", f"B · {st['model_b']}"
+
+
+def column_chat(question: str, col: Column, lang: str) -> list[dict[str, str]]:
+    shown = as_chat([{"role": "user", "content": question}, {"role": "assistant", "content": col.text}])
+    if col.error:
+        shown[-1]["content"] = t("model_error", lang, error=col.error)
+    return shown
+
+
+def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_lang: gr.Radio) -> None:
+    lang0 = ctx.settings.ui_lang
+    rng = random.SystemRandom()
+    state = gr.State(new_state())
+    tr.add(gr.Markdown(t("arena_intro", lang0)), value="arena_intro")
+    modes = lambda lang: [(t("mode_battle", lang), "battle"), (t("mode_named", lang), "named")]  # noqa: E731
+    names = ctx.catalog.choices()
+    with gr.Row():
+        mode = tr.add(gr.Radio(modes(lang0), value="battle", label=t("mode", lang0), elem_id="arena-mode"),
+                      label="mode", choices=modes)
+        language = tr.add(gr.Dropdown(language_choices(), value="en", label=t("question_lang", lang0),
+                                      elem_id="arena-language"), label="question_lang")
+    with gr.Row(visible=False) as named_row:
+        pick_a = tr.add(gr.Dropdown(names, value=names[0][1], label=t("model_a", lang0), elem_id="arena-pick-a"), label="model_a")
+        pick_b = tr.add(gr.Dropdown(names, value=names[min(1, len(names) - 1)][1], label=t("model_b", lang0),
+                                    elem_id="arena-pick-b"), label="model_b")
+    with gr.Row():
+        chat_a = gr.Chatbot(label=t("hidden_a", lang0), height=380, elem_id="arena-a", sanitize_html=True, allow_tags=False)
+        chat_b = gr.Chatbot(label=t("hidden_b", lang0), height=380, elem_id="arena-b", sanitize_html=True, allow_tags=False)
+    reveal = gr.Markdown("", elem_id="arena-reveal")
+    with gr.Row(visible=False) as vote_row:
+        buttons = {w: tr.add(gr.Button(t(f"vote_{w}", lang0), elem_id=f"arena-vote-{w}"), value=f"vote_{w}") for w in VOTES}
+    with gr.Row():
+        msg = tr.add(gr.Textbox(label=t("message", lang0), placeholder=t("placeholder", lang0), lines=2, scale=5,
+                                elem_id="arena-input"), label="message", placeholder="placeholder")
+        send = tr.add(gr.Button(t("send", lang0), variant="primary", scale=1, elem_id="arena-send"), value="send")
+    with gr.Row():
+        regen = tr.add(gr.Button(t("regenerate", lang0), elem_id="arena-regen"), value="regenerate")
+        new_round = tr.add(gr.Button(t("new_round", lang0), elem_id="arena-new-round"), value="new_round")
+    sliders = params_block(tr, ctx.settings.gen_defaults, lang0, "arena")
+
+    mode.change(lambda m: gr.update(visible=m == "named"), mode, named_row, api_visibility="private")
+
+    def view(st: dict[str, Any], cols: list[Column], lang: str, note: str = "") -> tuple:
+        la, lb = column_labels(st, lang)
+        q = st["question"] or ""
+        votable = bool(st["battle_id"]) and not st["voted"]
+        return (gr.update(value=column_chat(q, cols[0], lang), label=la), gr.update(value=column_chat(q, cols[1], lang), label=lb),
+                gr.update(visible=votable), note, st)
+
+    def respond(regenerate: bool):
+        def handler(message, m, a, b, lang_q, st, user, lang, *values):
+            try:
+                params = make_params(ctx.settings.gen_defaults, *values)
+                if regenerate:
+                    if not st["question"]:
+                        raise Rejected("nothing_to_regenerate")
+                    if st["voted"] and st["mode"] == "battle":
+                        raise Rejected("round_busy")  # the names are revealed: a new battle needs a new round
+                    question = st["question"]
+                else:
+                    question = check_message(message, ctx.settings.max_message_chars)
+                    st = pick_models(ctx, st, m, (a, b), lang_q, rng)
+                for cols, st in arena_turn(ctx, st, question, params, user):
+                    note = t("no_vote_failed", lang) if st["failed"] else ""
+                    yield (*view(st, cols, lang, note), "")
+            except Rejected as e:
+                notify(e, lang)
+                yield tuple(gr.skip() for _ in range(6))
+
+        return handler
+
+    inputs = [msg, mode, pick_a, pick_b, language, state, user_state, ui_lang, *sliders]
+    outputs = [chat_a, chat_b, vote_row, reveal, state, msg]
+    send.click(respond(False), inputs, outputs, api_name="arena_send", concurrency_id="generate")
+    msg.submit(respond(False), inputs, outputs, api_visibility="private", concurrency_id="generate")
+    regen.click(respond(True), inputs, outputs, api_name="arena_regenerate", concurrency_id="generate")
+
+    def vote(winner: str, st: dict[str, Any], user: User | None, lang: str):
+        try:
+            st = arena_vote(ctx, st, winner, user)
+        except Rejected as e:
+            notify(e, lang)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        la, lb = column_labels(st, lang)
+        note = t("voted", lang) + " " + t("revealed", lang, a=st["model_a"], b=st["model_b"])
+        return gr.update(label=la), gr.update(label=lb), gr.update(visible=False), note, st
+
+    for winner, button in buttons.items():  # one handler; the winner is a server-side constant per button
+        button.click(vote, [gr.State(winner), state, user_state, ui_lang], [chat_a, chat_b, vote_row, reveal, state],
+                     api_name=f"arena_vote_{winner}", concurrency_limit=16)
+
+    def fresh_round(lang: str):
+        st = new_state()
+        la, lb = column_labels(st, lang)
+        return gr.update(value=[], label=la), gr.update(value=[], label=lb), gr.update(visible=False), "", st, ""
+
+    new_round.click(fresh_round, [ui_lang], outputs, api_name="arena_new_round")

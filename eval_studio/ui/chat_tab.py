@@ -1,0 +1,97 @@
+"""Chat tab: one variant (base, adapter or external), streamed replies, parameters, regenerate, clear."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from bactrian.generation import GenerationParams
+
+from eval_studio.auth import User
+from eval_studio.store.repo import add_turn, start_conversation
+from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, make_params
+from eval_studio.ui.context import StudioContext
+from eval_studio.ui.streaming import Column, Job, stream_columns
+from eval_studio.ui.text import t
+from eval_studio.ui.widgets import notify, params_block
+
+
+def new_chat() -> dict[str, Any]:
+    return {"history": [], "conversation_id": None, "model": None}
+
+
+def chat_turn(ctx: StudioContext, state: dict[str, Any], message: str | None, model: str, params: GenerationParams,
+              user: User | None, regenerate: bool = False) -> Iterator[tuple[list[dict[str, str]], dict[str, Any], Column]]:
+    """Stream one reply: yields (raw display history, state, column). Rejected input raises before anything runs.
+
+    The exchange is stored only once the reply is complete and the model did not fail.
+    """
+    history = list(state["history"])
+    if regenerate:
+        if len(history) < 2 or history[-1]["role"] != "assistant":
+            raise Rejected("nothing_to_regenerate")
+        history = history[:-1]
+    else:
+        text = check_message(message, ctx.settings.max_message_chars)
+        history.append({"role": "user", "content": text})
+    ctx.catalog.get(model)
+    col = Column()
+    for (col,) in stream_columns(ctx.catalog, [Job(model, history, params)], ctx.local_lock):
+        yield history + [{"role": "assistant", "content": col.text}], state, col
+    if not col.ok:
+        return
+    reply = {"role": "assistant", "content": col.text}
+    conv = state["conversation_id"]
+    if conv is None or state["model"] != model:  # a new model continues the context in a new stored conversation
+        conv = start_conversation(ctx.db, model, annotator=user.name if user else None, mode="chat", params=params.as_dict())
+        for m in history[:-1]:
+            add_turn(ctx.db, conv, m["role"], m["content"])
+    if not regenerate or state["conversation_id"] != conv:
+        add_turn(ctx.db, conv, "user", history[-1]["content"])
+    add_turn(ctx.db, conv, "assistant", col.text, {**params.as_dict(), "finish_reason": col.finish_reason, "regenerated": regenerate})
+    new_state = {"history": history + [reply], "conversation_id": conv, "model": model}
+    yield history + [reply], new_state, col
+
+
+def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_lang: gr.Radio) -> None:
+    lang0 = ctx.settings.ui_lang
+    state = gr.State(new_chat())
+    choices = ctx.catalog.choices()
+    model = tr.add(gr.Dropdown(choices, value=choices[0][1], label=t("model", lang0), elem_id="chat-model"), label="model")
+    chatbot = gr.Chatbot(height=420, show_label=False, elem_id="chat-bot", sanitize_html=True, allow_tags=False, buttons=["copy"])
+    with gr.Row():
+        msg = tr.add(gr.Textbox(label=t("message", lang0), placeholder=t("placeholder", lang0), lines=2, scale=5,
+                                elem_id="chat-input"), label="message", placeholder="placeholder")
+        send = tr.add(gr.Button(t("send", lang0), variant="primary", scale=1, elem_id="chat-send"), value="send")
+    with gr.Row():
+        regen = tr.add(gr.Button(t("regenerate", lang0), elem_id="chat-regen"), value="regenerate")
+        clear = tr.add(gr.Button(t("clear", lang0), elem_id="chat-clear"), value="clear")
+    sliders = params_block(tr, ctx.settings.gen_defaults, lang0, "chat")
+
+    def respond(regenerate: bool):
+        def handler(message, variant, st, user, lang, *values):
+            try:
+                params = make_params(ctx.settings.gen_defaults, *values)
+                shown = False
+                for history, new_state, col in chat_turn(ctx, st, message, variant, params, user, regenerate):
+                    display = as_chat(history)
+                    if col.error:
+                        display[-1]["content"] = t("model_error", lang, error=col.error)
+                    shown = True
+                    yield display, new_state, ""
+                if not shown:
+                    yield gr.skip(), gr.skip(), gr.skip()
+            except Rejected as e:
+                notify(e, lang)
+                yield gr.skip(), gr.skip(), gr.skip()
+
+        return handler
+
+    inputs = [msg, model, state, user_state, ui_lang, *sliders]
+    outputs = [chatbot, state, msg]
+    send.click(respond(False), inputs, outputs, api_name="chat_send", concurrency_id="generate")
+    msg.submit(respond(False), inputs, outputs, api_visibility="private", concurrency_id="generate")
+    regen.click(respond(True), inputs, outputs, api_name="chat_regenerate", concurrency_id="generate")
+    clear.click(lambda: ([], new_chat(), ""), None, outputs, api_name="chat_clear")

@@ -1,0 +1,71 @@
+"""What the tabs share: settings, the generation engine's catalog, the store, the accounts. Built once per app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine as DBEngine
+
+from bactrian.engine import Engine
+
+from eval_studio.auth import USERS_ENV, User, load_users
+from eval_studio.settings import Settings
+from eval_studio.store.db import open_store
+from eval_studio.store.repo import upsert_variant
+from eval_studio.store.tasks import configure_task, list_tasks
+from eval_studio.ui.catalog import Catalog
+
+log = logging.getLogger(__name__)
+DEMO_SET = "demo"
+
+
+@dataclass
+class StudioContext:
+    settings: Settings
+    catalog: Catalog
+    db: DBEngine
+    users: dict[str, User]
+    local_lock: threading.Lock = field(default_factory=threading.Lock)
+    background: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def engine(self) -> Engine:
+        return self.catalog.engine
+
+
+def create_context(settings: Settings, engine: Engine | None = None) -> StudioContext:
+    """Load the model (unless given), open and migrate the store, register variants, seed the demo task."""
+    users = load_users(settings.users_file, env={USERS_ENV: settings.users_text} if settings.users_text else {})
+    db = open_store(settings.db_url)
+    if engine is None:
+        engine = Engine.load(settings.base, list(settings.adapters_dirs), include_default_dirs=settings.include_default_adapters)
+    catalog = Catalog(engine, settings.external_models, settings.battle_external)
+    ctx = StudioContext(settings, catalog, db, users)
+    for v in catalog.variants.values():
+        info = engine.adapters.info(v.name) if v.kind == "adapter" else None
+        upsert_variant(db, v.name, v.kind, base_model=engine.base_name, adapter_path=info.path if info else None,
+                       endpoint=catalog.external[v.name].base_url if v.kind == "external" else None,
+                       languages=list(v.languages), description=v.description)
+    configure_task(db, settings.task, overlap=settings.overlap)
+    seed_demo_questions(ctx)
+    return ctx
+
+
+def seed_demo_questions(ctx: StudioContext) -> None:
+    """Import the offline question set and, in the background, answer a few of its questions with two local models."""
+    from eval_studio.io import import_question_file
+    from eval_studio.ui.pairgen import generate_in_background
+
+    s = ctx.settings
+    if not s.questions_file or not Path(s.questions_file).is_file():
+        return
+    import_question_file(ctx.db, s.questions_file, name=DEMO_SET)
+    pairs = next((t["pairs"] for t in list_tasks(ctx.db) if t["name"] == s.task), 0)
+    local = [v.name for v in ctx.catalog.variants.values() if v.kind != "external"]
+    if s.pregenerate > pairs and len(local) >= 2:
+        ctx.background.append(generate_in_background(
+            ctx.catalog, ctx.db, ctx.local_lock, set_name=DEMO_SET, model_a=local[0], model_b=local[1], task=s.task,
+            count=s.pregenerate - pairs, overlap=s.overlap))

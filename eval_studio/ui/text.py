@@ -1,0 +1,153 @@
+"""Every UI string of the studio, in English and Chinese. ``t(key, lang, **fmt)`` looks one up.
+
+A missing translation falls back to English; a missing key is a bug and raises ``KeyError`` (tested).
+"""
+
+from __future__ import annotations
+
+UI_LANGS = {"en": "English", "zh": "中文"}
+
+STRINGS: dict[str, dict[str, str]] = {
+    # header and account
+    "title": {"en": "# Bactrian-X Studio", "zh": "# Bactrian-X 工作室"},
+    "subtitle": {"en": "Chat with multilingual adapters, compare them side by side, annotate pairs, run LLM judges.",
+                 "zh": "与多语言适配器对话、并排比较、标注答案对、运行大模型评审。"},
+    "ui_lang": {"en": "Interface language", "zh": "界面语言"},
+    "account": {"en": "Sign in", "zh": "登录"},
+    "username": {"en": "User name", "zh": "用户名"},
+    "password": {"en": "Password", "zh": "密码"},
+    "login": {"en": "Sign in", "zh": "登录"},
+    "logout": {"en": "Sign out", "zh": "退出"},
+    "signed_in": {"en": "Signed in as **{name}** ({role}).", "zh": "已登录：**{name}**（{role}）。"},
+    "signed_out": {"en": "Not signed in: arena votes are anonymous.", "zh": "未登录：竞技场投票为匿名。"},
+    "login_failed": {"en": "Wrong user name or password.", "zh": "用户名或密码错误。"},
+    "no_users": {"en": "No accounts are configured (set BACTRIAN_USERS_FILE or BACTRIAN_USERS).",
+                 "zh": "未配置账号（请设置 BACTRIAN_USERS_FILE 或 BACTRIAN_USERS）。"},
+    # tabs
+    "tab_chat": {"en": "Chat", "zh": "对话"},
+    "tab_arena": {"en": "Arena", "zh": "竞技场"},
+    "tab_annotate": {"en": "Annotate", "zh": "标注"},
+    "tab_judge": {"en": "Judge", "zh": "评审"},
+    "tab_leaderboard": {"en": "Leaderboard", "zh": "排行榜"},
+    "tab_admin": {"en": "Admin", "zh": "管理"},
+    # shared
+    "model": {"en": "Model (base or adapter, grouped by language)", "zh": "模型（基座或适配器，按语言分组）"},
+    "message": {"en": "Message", "zh": "消息"},
+    "placeholder": {"en": "Ask something in any language…", "zh": "用任何语言提问……"},
+    "send": {"en": "Send", "zh": "发送"},
+    "regenerate": {"en": "Regenerate", "zh": "重新生成"},
+    "clear": {"en": "Clear", "zh": "清空"},
+    "params": {"en": "Generation parameters", "zh": "生成参数"},
+    "max_new_tokens": {"en": "Max new tokens", "zh": "最大生成长度"},
+    "temperature": {"en": "Temperature (0 = greedy)", "zh": "温度（0 = 贪心）"},
+    "top_p": {"en": "Top-p", "zh": "Top-p"},
+    "top_k": {"en": "Top-k", "zh": "Top-k"},
+    "repetition_penalty": {"en": "Repetition penalty", "zh": "重复惩罚"},
+    "seed": {"en": "Seed (-1 = random)", "zh": "随机种子（-1 = 随机）"},
+    "empty_message": {"en": "Type a message first.", "zh": "请先输入消息。"},
+    "too_long": {"en": "The message has {n} characters; the limit is {cap}. Nothing was sent or stored.",
+                 "zh": "消息有 {n} 个字符，上限为 {cap}。未发送，也未保存。"},
+    "nothing_to_regenerate": {"en": "Nothing to regenerate yet.", "zh": "还没有可重新生成的内容。"},
+    "model_error": {"en": "This model failed: {error}", "zh": "该模型出错：{error}"},
+    "bad_params": {"en": "Bad generation parameters: {error}", "zh": "生成参数有误：{error}"},
+    # arena
+    "arena_intro": {"en": "Ask one question; two models answer side by side. Vote when both are done.",
+                    "zh": "提一个问题，两个模型并排回答。两边都答完后投票。"},
+    "mode": {"en": "Mode", "zh": "模式"},
+    "mode_battle": {"en": "Battle (random, names hidden)", "zh": "对战（随机，隐藏名称）"},
+    "mode_named": {"en": "Named (choose both)", "zh": "指定（自选两个）"},
+    "model_a": {"en": "Model A", "zh": "模型 A"},
+    "model_b": {"en": "Model B", "zh": "模型 B"},
+    "hidden_a": {"en": "Model A (hidden)", "zh": "模型 A（隐藏）"},
+    "hidden_b": {"en": "Model B (hidden)", "zh": "模型 B（隐藏）"},
+    "revealed": {"en": "A was **{a}**, B was **{b}**.", "zh": "A 是 **{a}**，B 是 **{b}**。"},
+    "question_lang": {"en": "Language of your question", "zh": "提问语言"},
+    "vote_a": {"en": "A is better", "zh": "A 更好"},
+    "vote_b": {"en": "B is better", "zh": "B 更好"},
+    "vote_tie": {"en": "Tie", "zh": "平局"},
+    "vote_both_bad": {"en": "Both are bad", "zh": "都不好"},
+    "new_round": {"en": "New round", "zh": "新一轮"},
+    "voted": {"en": "Thanks, your vote is recorded.", "zh": "谢谢，投票已记录。"},
+    "no_vote_failed": {"en": "A model failed, so this round cannot be voted on. Try a new round.",
+                       "zh": "有模型出错，本轮无法投票。请开始新一轮。"},
+    "no_battle": {"en": "There is nothing to vote on yet.", "zh": "还没有可以投票的内容。"},
+    "already_voted": {"en": "You already voted on this round.", "zh": "本轮你已经投过票了。"},
+    "anon_disabled": {"en": "Please sign in to vote.", "zh": "请登录后投票。"},
+    "round_busy": {"en": "Finish or start a new round first.", "zh": "请先完成本轮或开始新一轮。"},
+    "same_model": {"en": "Pick two different models.", "zh": "请选择两个不同的模型。"},
+    # annotate
+    "annotate_intro": {"en": "Compare two anonymous answers. Keys: **1** A · **2** B · **3** tie · **4** both bad · **s** skip.",
+                       "zh": "比较两个匿名回答。快捷键：**1** A · **2** B · **3** 平局 · **4** 都不好 · **s** 跳过。"},
+    "guidelines": {"en": "Guidelines", "zh": "标注指南"},
+    "guidelines_text": {
+        "en": "- Judge as if you only spoke the question's language: an answer in another language is worse.\n"
+              "- Prefer helpful, correct, complete and clear answers; length alone is not quality.\n"
+              "- Pick **Tie** when both are about equally good, **Both are bad** when neither helps.\n"
+              "- Use **Skip** if you cannot judge the question (you will not see it again).",
+        "zh": "- 假设你只懂问题所用的语言来评判：用其他语言回答的更差。\n"
+              "- 优先选择有帮助、正确、完整、清晰的回答；长度本身不代表质量。\n"
+              "- 两者差不多好时选 **平局**，都没有帮助时选 **都不好**。\n"
+              "- 无法判断时使用 **跳过**（之后不会再出现）。"},
+    "task": {"en": "Task", "zh": "任务"},
+    "question": {"en": "Question", "zh": "问题"},
+    "answer_a": {"en": "Answer A", "zh": "回答 A"},
+    "answer_b": {"en": "Answer B", "zh": "回答 B"},
+    "skip": {"en": "Skip (s)", "zh": "跳过 (s)"},
+    "progress": {"en": "Progress: **{done}** done · {skipped} skipped · {remaining} left for you · {total} pairs in the task.",
+                 "zh": "进度：已完成 **{done}** · 跳过 {skipped} · 剩余 {remaining} · 任务共 {total} 对。"},
+    "login_to_annotate": {"en": "Sign in (top of the page) to annotate.", "zh": "请先登录（页面顶部）再标注。"},
+    "all_done": {"en": "Nothing left for you in this task. Thank you!", "zh": "本任务已没有待标注的内容，谢谢！"},
+    "previous": {"en": "Previous pair: A was **{a}**, B was **{b}**.", "zh": "上一对：A 是 **{a}**，B 是 **{b}**。"},
+    "no_task": {"en": "No annotation task yet: an admin can import pairs, or the start-up generation is still running.",
+                "zh": "还没有标注任务：管理员可以导入答案对，或启动时的生成仍在进行。"},
+    # judge
+    "judge_intro": {"en": "Run an LLM judge over stored pairs through any OpenAI-compatible endpoint (admins only). "
+                          "The key is read from the named environment variable on the server.",
+                    "zh": "通过任意 OpenAI 兼容接口对已存答案对运行大模型评审（仅管理员）。密钥从服务器上指定的环境变量读取。"},
+    "judge_prompt": {"en": "Judge prompt", "zh": "评审提示词"},
+    "base_url": {"en": "Endpoint URL", "zh": "接口地址"},
+    "judge_model": {"en": "Judge model", "zh": "评审模型"},
+    "api_key_env": {"en": "API key environment variable (name only)", "zh": "API 密钥环境变量（仅名称）"},
+    "limit": {"en": "At most this many pairs (0 = all)", "zh": "最多评审的答案对数（0 = 全部）"},
+    "start_judge": {"en": "Start judging", "zh": "开始评审"},
+    "judge_status": {"en": "Run {id}: {status} — {done}/{total} calls, {errors} errors. {message}",
+                     "zh": "运行 {id}：{status} — {done}/{total} 次调用，{errors} 个错误。{message}"},
+    "judge_idle": {"en": "No run started in this session.", "zh": "本会话尚未开始评审。"},
+    "judge_no_pairs": {"en": "There are no stored pairs to judge.", "zh": "没有可评审的答案对。"},
+    "admin_only": {"en": "Admins only: sign in with an admin account.", "zh": "仅限管理员：请用管理员账号登录。"},
+    "recent_runs": {"en": "Recent runs", "zh": "最近的运行"},
+    "refresh": {"en": "↻ Refresh", "zh": "↻ 刷新"},
+    # leaderboard
+    "vote_counts": {"en": "Vote counts per model (ratings appear once the ratings module is installed).",
+                    "zh": "各模型的投票计数（安装评分模块后显示评分）。"},
+    # admin
+    "admin_intro": {"en": "Export and import need a signed-in account with the admin role.",
+                    "zh": "导出和导入需要以管理员身份登录。"},
+    "export": {"en": "Export", "zh": "导出"},
+    "format": {"en": "Format", "zh": "格式"},
+    "tables": {"en": "Tables", "zh": "数据表"},
+    "do_export": {"en": "Export", "zh": "导出"},
+    "exported": {"en": "Exported {n} file(s).", "zh": "已导出 {n} 个文件。"},
+    "import_pairs": {"en": "Import answer pairs (JSONL)", "zh": "导入答案对（JSONL）"},
+    "import_questions": {"en": "Import a question set (JSONL)", "zh": "导入问题集（JSONL）"},
+    "overlap": {"en": "Overlap k (annotators per pair)", "zh": "重叠 k（每对的标注人数）"},
+    "set_name": {"en": "Question set name (empty: file name)", "zh": "问题集名称（留空：文件名）"},
+    "language_opt": {"en": "Language (if the file does not say)", "zh": "语言（文件未注明时）"},
+    "do_import": {"en": "Import", "zh": "导入"},
+    "imported": {"en": "Imported: {added} added, {unchanged} unchanged, {labels} labels.",
+                 "zh": "已导入：新增 {added}，未变 {unchanged}，标签 {labels}。"},
+    "no_file": {"en": "Choose a file first.", "zh": "请先选择文件。"},
+    "generate_pairs": {"en": "Generate pairs from a question set with two local models", "zh": "用两个本地模型从问题集生成答案对"},
+    "question_set": {"en": "Question set", "zh": "问题集"},
+    "count": {"en": "How many questions", "zh": "问题数量"},
+    "do_generate": {"en": "Generate in the background", "zh": "后台生成"},
+    "generating": {"en": "Generating {n} pairs in the background into task {task}.", "zh": "正在后台生成 {n} 对到任务 {task}。"},
+    "store_summary": {"en": "Store", "zh": "数据库"},
+    "error": {"en": "Error: {error}", "zh": "错误：{error}"},
+}
+
+
+def t(key: str, lang: str = "en", **fmt: object) -> str:
+    entry = STRINGS[key]
+    text = entry.get(lang) or entry["en"]
+    return text.format(**fmt) if fmt else text

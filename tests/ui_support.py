@@ -1,0 +1,97 @@
+"""Studio UI test support: the real Gradio app on 127.0.0.1 (tiny model, temp SQLite), and Chromium for Playwright."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+from tests.helpers import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "assets" / "screenshots"
+PASSWORDS = {"ana": "ana-secret-1", "bob": "bob-secret-2", "cy": "cy-secret-3"}
+DEAD_URL = "http://127.0.0.1:9/v1"  # nothing listens on the discard port: connection refused at once
+
+
+def users_text() -> str:
+    from eval_studio.auth import hash_password
+
+    roles = {"ana": "admin", "bob": "annotator", "cy": "annotator"}
+    return ",".join(f"{n}:{hash_password(p)}:{roles[n]}" for n, p in PASSWORDS.items())
+
+
+def studio_settings(tiny_base: Path, tiny_adapters: dict, db_path: Path, **over):
+    from eval_studio.settings import ExternalModel, Settings
+
+    values = dict(
+        db_url=f"sqlite:///{db_path}", base=str(tiny_base), adapters_dirs=(str(tiny_adapters["root"]),),
+        include_default_adapters=False, users_text=users_text(), pregenerate=0, questions_file=None,
+        external_models=(ExternalModel("offline-gpt", DEAD_URL, "gpt-x", None),), battle_external=False,
+        gen_defaults={"max_new_tokens": 10, "min_tokens": 4, "temperature": 0.7}, max_message_chars=500, overlap=2,
+    )
+    values.update(over)
+    return Settings(**values)
+
+
+def demo_pairs(n: int = 5) -> list[dict]:
+    langs = ["en", "zh", "es", "ar", "ja"]
+    return [
+        {"id": f"q{i}", "question": f"Question number {i}: what is {i} + {i}?", "answer_a": f"It is {2 * i}.",
+         "answer_b": f"Maybe {2 * i + 1}.", "model_a": "alpha", "model_b": "beta", "language": langs[i % len(langs)],
+         "category": "math"}
+        for i in range(n)
+    ]
+
+
+def write_pairs(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+class RunningStudio:
+    """``build_demo`` + ``launch(prevent_thread_lock=True)`` on a free loopback port."""
+
+    def __init__(self, settings, engine=None):
+        from eval_studio.ui.app import build_demo
+
+        self.settings = settings
+        self.demo = build_demo(settings, engine)
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def ctx(self):
+        return self.demo.studio
+
+    def __enter__(self) -> "RunningStudio":
+        self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.demo.close()
+
+    def sql(self, query: str, *args) -> list[tuple]:
+        path = self.settings.db_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as con:
+            return con.execute(query, args).fetchall()
+
+
+def have_chromium() -> bool:
+    return Path(CHROMIUM).is_file() and shutil.which(CHROMIUM) is not None
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
+def alnum(text: str) -> str:
+    """Letters, digits and U+FFFD: compares model text with what the browser rendered (markdown, spacing aside).
+
+    A random tiny model often emits lone byte tokens, which decode to U+FFFD; they are real output too.
+    """
+    return "".join(ch for ch in text if ch.isalnum() or ch == "\ufffd")
