@@ -209,7 +209,11 @@ class AdapterSet:
         wanted = [n for n in dict.fromkeys(names) if n and n != BASE_ADAPTER]
         if len(wanted) > self.max_loaded:
             raise AdapterError(f"{len(wanted)} adapters requested at once; the memory budget allows {self.max_loaded}")
-        with self._lock:
+        import torch
+
+        # A first decode may trigger the load inside torch.inference_mode(); LoRA weights created there are
+        # inference tensors that a later load/switch outside it cannot touch. Load them as normal tensors.
+        with self._lock, torch.inference_mode(False):
             self._pinned = set(wanted)
             for name in wanted:
                 if name in self._loaded:
@@ -249,7 +253,7 @@ class AdapterSet:
             if len(self.model.peft_config) > 1:
                 # peft refuses to delete the active adapter: point it at a survivor first
                 survivor = next(iter(self._loaded))
-                self.model.set_adapter(survivor)
+                self.model.set_adapter(survivor, inference_mode=True)  # serving only: no grads on inference tensors
                 self.model.delete_adapter(victim)
             log.info("unloaded adapter %s (memory budget)", victim)
 
@@ -258,7 +262,7 @@ class AdapterSet:
         with self._lock:
             if name:
                 self.ensure_loaded([name])
-                self.model.set_adapter(name)
+                self.model.set_adapter(name, inference_mode=True)
 
     def lora_bytes(self) -> int:
         return sum(p.numel() * p.element_size() for n, p in self.model.named_parameters() if "lora_" in n)

@@ -102,7 +102,7 @@ def main() -> None:
 
     # P2: switching adapters vs loading the base.
     model = engine.adapters.model
-    switch = timed(lambda: [model.set_adapter(names[i % 2]) for i in range(100)], 3) / 100
+    switch = timed(lambda: [model.set_adapter(names[i % 2], inference_mode=True) for i in range(100)], 3) / 100
     base_load = timed(lambda: load_base(args.base), 2)
     rows.append(("P2 adapter switch vs base load", f"{switch * 1000:.2f} ms", f"{base_load:.2f} s base load", f"1/{base_load / switch:.0f}", "switch << load"))
 

@@ -51,6 +51,22 @@ def test_set_adapter_switching_is_cheap_and_lru_budget(tiny_base, tiny_adapters)
         aset.ensure_loaded(["alpha", "beta"])
 
 
+def test_eviction_and_switching_after_loading_inside_a_decode(tiny_base, tiny_adapters):
+    # Adapters first loaded during a decode hold inference tensors; a later set_adapter (eviction, activate)
+    # must not try to turn their gradients back on.
+    base = load_base(str(tiny_base))
+    aset = AdapterSet(base, max_loaded=1)
+    aset.register_path(tiny_adapters["alpha"])
+    aset.register_path(tiny_adapters["beta"])
+    e = Engine(base, aset)
+    prompt = e.prompter.build("Hi")
+    first = _texts(e, [GenRequest(prompt, "alpha", GREEDY)])
+    _texts(e, [GenRequest(prompt, "beta", GREEDY)])  # evicts alpha
+    assert aset.loaded == ["beta"]
+    aset.activate("alpha")
+    assert _texts(e, [GenRequest(prompt, "alpha", GREEDY)]) == first
+
+
 def test_unknown_other_base_and_corrupt_adapters_are_refused(tiny_engine, tiny_adapters, tmp_path):
     e = tiny_engine
     with pytest.raises(AdapterError, match="unknown adapter 'nope'.*alpha"):
