@@ -12,11 +12,15 @@ import sys
 from importlib.metadata import entry_points
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """All subcommands, or only ``command``'s: importing every part (pandas, openai, torch) costs seconds."""
     parser = argparse.ArgumentParser(prog="bactrian", description="Bactrian-X Studio: multilingual instruction-tuned models")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for ep in sorted(entry_points(group="bactrian.commands"), key=lambda e: e.name):
+    eps = sorted(entry_points(group="bactrian.commands"), key=lambda e: e.name)
+    if any(ep.name == command for ep in eps):
+        eps = [ep for ep in eps if ep.name == command]
+    for ep in eps:
         try:
             register = ep.load()
         except ImportError as e:  # a part whose optional dependencies are missing stays listed, with why
@@ -33,7 +37,8 @@ def _unavailable(name: str, err: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):

@@ -2,13 +2,17 @@
 fixed delay L, at concurrency C, divided by the bound C / L (goal >= 0.9); plus the dry-run estimate of the
 paper's full job (67,017 rows x 52 languages, gpt-3.5-turbo, Google Translate).
 
-    python bench/p4_request_rate.py [--delay 0.2] [--concurrency 32] [--requests 960]
+    python bench/p4_request_rate.py [--delay 0.2] [--concurrency 32] [--requests 960] [--repeat 1] [--no-estimate]
+
+The stub server (aiohttp, pipelines/data/stubapi.py) runs in its own process; its CPU time is read from /proc
+and printed, together with the client's CPU time and the load average, so a short rate can be attributed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -33,7 +37,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a child process (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _warm_imports() -> None:
+    """Import what the respond step imports lazily, before the clock starts: a one-time process cost (~0.8 s of
+    CPU here), not part of the request rate of a job that runs for hours."""
+    import httpx  # noqa: F401
+    import openai  # noqa: F401
+    import tqdm.auto  # noqa: F401
+
+    try:
+        import httpx_aiohttp  # noqa: F401
+    except ImportError:
+        pass
+
+
 def rate(delay: float, concurrency: int, n: int) -> dict:
+    _warm_imports()
     port = _free_port()
     # The server runs in its own process so it does not share the client's interpreter lock.
     server = subprocess.Popen([sys.executable, "-m", "pipelines.data.stubapi", "--port", str(port), "--delay", str(delay)],
@@ -47,17 +74,21 @@ def rate(delay: float, concurrency: int, n: int) -> dict:
             msgs = build_messages(f"Question {i}: name something blue.", "")
             items.append(Item(f"alpaca-{i}", "zh", msgs, prompt_hash(msgs, spec)))
         with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "work.db") as store:
+            load0, s0 = os.getloadavg()[0], _proc_cpu_s(server.pid)
             t0, c0 = time.perf_counter(), time.process_time()
             stats = asyncio.run(respond_items(spec, store, items, progress=False))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            s1, load1 = _proc_cpu_s(server.pid), os.getloadavg()[0]
             stored = store.query("SELECT COUNT(*) FROM responses")[0][0]
     finally:
         server.terminate()
         server.wait()
     achieved = stored / wall
     bound = concurrency / delay
+    server_cpu = None if s0 is None or s1 is None else s1 - s0
     return {"L_ms": delay * 1000, "C": concurrency, "requests": n, "stored": stored, "failed": stats.failed,
-            "wall_s": wall, "client_cpu_s": cpu, "achieved_rps": achieved, "bound_rps": bound, "ratio": achieved / bound}
+            "wall_s": wall, "client_cpu_s": cpu, "server_cpu_s": server_cpu, "achieved_rps": achieved,
+            "bound_rps": bound, "ratio": achieved / bound, "load": (load0, load1)}
 
 
 def paper_estimate() -> str:
@@ -77,14 +108,21 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--requests", type=int, default=960)
+    ap.add_argument("--repeat", type=int, default=1, help="measure this many times (a fresh server each time)")
+    ap.add_argument("--no-estimate", action="store_true", help="skip the paper-scale dry-run estimate")
     args = ap.parse_args()
-    r = rate(args.delay, args.concurrency, args.requests)
-    print("| L (ms) | C | requests | stored | failed | wall (s) | client CPU (s) | achieved req/s | bound C/L | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {r['L_ms']:.0f} | {r['C']} | {r['requests']} | {r['stored']} | {r['failed']} | {r['wall_s']:.2f} | {r['client_cpu_s']:.2f} "
-          f"| {r['achieved_rps']:.1f} | {r['bound_rps']:.1f} | {r['ratio']:.3f} |")
-    print()
-    print(paper_estimate())
+    print("| L (ms) | C | requests | stored | failed | wall (s) | client CPU (s) | server CPU (s) | load avg (1 min) "
+          "| achieved req/s | bound C/L | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for _ in range(args.repeat):
+        r = rate(args.delay, args.concurrency, args.requests)
+        server_cpu = "n/a" if r["server_cpu_s"] is None else f"{r['server_cpu_s']:.2f}"
+        print(f"| {r['L_ms']:.0f} | {r['C']} | {r['requests']} | {r['stored']} | {r['failed']} | {r['wall_s']:.2f} "
+              f"| {r['client_cpu_s']:.2f} | {server_cpu} | {r['load'][0]:.1f} -> {r['load'][1]:.1f} "
+              f"| {r['achieved_rps']:.1f} | {r['bound_rps']:.1f} | {r['ratio']:.3f} |", flush=True)
+    if not args.no_estimate:
+        print()
+        print(paper_estimate())
 
 
 if __name__ == "__main__":

@@ -48,3 +48,20 @@ def test_decisions_by_reason():
 def test_unsupported_language_is_not_checked():
     lid = LanguageId(["km"], 0.5)
     assert lid.check("anything at all", "km") == (None, None)
+
+
+def test_report_tokenizer_matches_transformers(tmp_path):
+    """The report counts tokens with ``tokenizers`` straight from tokenizer.json (no torch import): the ids must
+    be the ones transformers' tokenizer gives for the same folder."""
+    from transformers import AutoTokenizer
+
+    from bactrian.testing import make_tokenizer
+    from pipelines.data.report import load_tokenizer
+
+    make_tokenizer().save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')  # a model folder, as the recipe names one
+    texts = ["Give three tips for staying healthy.", "给出三个保持健康的建议。", "ثلاث نصائح", " lead  space\n", "", "<eos> x"]
+    fast = load_tokenizer(str(tmp_path))
+    assert type(fast).__name__ == "_RustTokenizer"
+    want = AutoTokenizer.from_pretrained(str(tmp_path))(texts, add_special_tokens=False)["input_ids"]
+    assert fast(texts, add_special_tokens=False)["input_ids"] == want

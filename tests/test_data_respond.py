@@ -38,13 +38,13 @@ def _chat_log(log: Path) -> list[dict]:
 
 def test_retries_then_resume_without_new_requests(tmp_path):
     log = tmp_path / "log.jsonl"
-    server, _ = stubapi.serve(stubapi.StubConfig(log_path=log))
+    server, state = stubapi.serve(stubapi.StubConfig(log_path=log))
     url = f"http://127.0.0.1:{server.server_port}/v1"
     recipe = parse_recipe(_recipe_dict(tmp_path, url))
     with Store(recipe.out / "work.db") as store:
         run_translate(recipe, store, ROWS, progress=False)
         n_translate = len(_chat_log(log))
-        server.RequestHandlerClass.state.errors[:] = [429, 500, 503]
+        state.errors[:] = [429, 500, 503]
         stats = run_respond(recipe, store, ROWS, progress=False)
         assert (stats.planned, stats.stored, stats.failed, stats.retries) == (24, 24, 0, 3)
         assert stats.prompt_tokens > 0 and stats.completion_tokens > 0
@@ -56,12 +56,12 @@ def test_retries_then_resume_without_new_requests(tmp_path):
 
 
 def test_permanent_error_is_recorded_and_run_goes_on(tmp_path):
-    server, _ = stubapi.serve(stubapi.StubConfig())
+    server, state = stubapi.serve(stubapi.StubConfig())
     url = f"http://127.0.0.1:{server.server_port}/v1"
     recipe = parse_recipe(_recipe_dict(tmp_path, url, max_retries=1, concurrency=1))  # errors hit items in order
     with Store(recipe.out / "work.db") as store:
         run_translate(recipe, store, ROWS, progress=False)
-        server.RequestHandlerClass.state.errors[:] = [400, 500, 500]
+        state.errors[:] = [400, 500, 500]
         stats = run_respond(recipe, store, ROWS, progress=False)
         assert (stats.stored, stats.failed) == (22, 2)  # the 400 at once, the 500 after its one retry
         assert store.query("SELECT COUNT(*) FROM failures WHERE step = 'respond'")[0][0] == 2
