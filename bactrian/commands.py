@@ -15,6 +15,8 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load-adapter", action="append", default=[], metavar="PATH_OR_HUB_ID", help="one adapter folder or Hub id, e.g. MBZUAI/bactrian-x-bloom-7b1-lora (repeatable)")
     p.add_argument("--template", default=None, help="prompt template: bactrian-x, alpaca or chat (default: the base's)")
     p.add_argument("--max-adapters", type=int, default=16, help="adapters kept loaded at once (LRU beyond)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 avoids thread-barrier stalls on a busy small machine)")
 
 
 def _gen_args(p: argparse.ArgumentParser) -> None:
@@ -27,7 +29,12 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_engine(args: argparse.Namespace):
+    import torch
+
     from .engine import Engine
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     return Engine.load(args.base, args.adapters_dir, template=args.template, max_loaded=args.max_adapters, adapters=args.load_adapter)
 

@@ -54,7 +54,12 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-gguf", action="store_true", help="skip P3's fresh GGUF load (~1-2 min)")
+    ap.add_argument("--threads", type=int, help="torch threads (1 avoids thread-barrier stalls on a busy machine)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     import openai
 
@@ -116,7 +121,9 @@ def main() -> None:
         first = time.perf_counter() - t0
         rows.append(("P3 cached start vs first GGUF load", f"{cached:.1f} s", f"{first:.1f} s first load", f"{cached / first:.3f}", "<= 0.1"))
 
-    print(f"\nbase={args.base} adapters={names} tokens/request={args.tokens} threads={os.cpu_count()}")
+    import torch
+
+    print(f"\nbase={args.base} adapters={names} tokens/request={args.tokens} cpus={os.cpu_count()} torch threads={torch.get_num_threads()}")
     print(f"| {'benchmark':<36} | {'measured':>14} | {'reference':>26} | {'ratio':>8} | {'goal':>14} |")
     print(f"|{'-' * 38}|{'-' * 16}|{'-' * 28}|{'-' * 10}|{'-' * 16}|")
     for r in rows:
