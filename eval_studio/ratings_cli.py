@@ -31,6 +31,8 @@ def register(studio_subparsers: Any) -> None:
     _common(p)
     p.add_argument("--out", required=True, help="HTML file to write")
     p.add_argument("--title", default="Bactrian-X Studio leaderboard")
+    p.add_argument("--bench", action="append", default=[], metavar="FILE.json",
+                   help="`bactrian bench` results to show (repeatable); default with --db: the ingested ones")
     p.set_defaults(func=_report)
 
 
@@ -159,8 +161,19 @@ def _report(args: argparse.Namespace) -> int:
     def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
         from eval_studio.report import write_report
 
-        path = write_report(df, args.out, title=args.title, filters=_filters_text(args), **_rating_kwargs(args))
-        print(f"wrote {path} ({len(df)} battles)")
+        from eval_studio.store.bench import bench_file_rows, list_bench
+
+        if args.bench:
+            bench = [row for path in args.bench for row in bench_file_rows(path)]
+        elif not args.battles:  # benchmark results live in the database (bactrian studio import-bench)
+            from eval_studio.store.db import default_url
+
+            bench = list_bench(args.db or default_url())
+        else:
+            bench = None
+        path = write_report(df, args.out, title=args.title, filters=_filters_text(args), bench=bench,
+                            **_rating_kwargs(args))
+        print(f"wrote {path} ({len(df)} battles" + (f", {len(bench)} benchmark metrics" if bench else "") + ")")
         return 0
 
     return _run(body, args)

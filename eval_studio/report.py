@@ -1,7 +1,9 @@
 """One standalone HTML report of the leaderboard: every chart, the ratings table and the agreement numbers.
 
 plotly.js is inlined once in the page, so the file opens offline; each chart sits in a div whose id is
-``fig-<name>`` for every name in ``plots.FIGURE_IDS``.
+``fig-<name>`` for every name in ``plots.FIGURE_IDS``. Given benchmark rows (``store.bench.list_bench``), a
+``<section id="benchmarks">`` adds the Table-4-like summary (``bench-table``) and one per-language chart per
+benchmark (``fig-bench-<task>``), from ``bench_views``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
+from eval_studio import bench_views
 from eval_studio.plots import FIGURE_IDS, dashboard
 
 _STYLE = """
@@ -37,33 +40,48 @@ def json_safe(value: object) -> object:
     return value
 
 
-def _table_html(table: pd.DataFrame) -> str:
+def _table_html(table: pd.DataFrame, table_id: str = "ratings-table", empty: str = "No battles match.") -> str:
     if table.empty:
-        return "<p>No battles match.</p>"
+        return f"<p>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     rows = []
     for rec in table.itertuples(index=False):
         cells = []
         for v in rec:
             if isinstance(v, float):
-                cells.append(f'<td class="num">{v:.1f}</td>')
+                cells.append(f'<td class="num">{"&ndash;" if math.isnan(v) else f"{v:.1f}"}</td>')
             elif isinstance(v, int):
                 cells.append(f'<td class="num">{v}</td>')
             else:
                 cells.append(f"<td>{html.escape(str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table id="ratings-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _chart_html(fig, div_id: str, name: str) -> str:
+    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%", default_height="520px")
+    return f'<section class="chart" data-figure="{html.escape(name)}">{div}</section>'
+
+
+def bench_section(bench: list[dict] | None) -> str:
+    """The benchmark part of the report: Table 4 and a per-language chart per benchmark ("" without results)."""
+    frame = bench_views.bench_frame(bench or [])
+    if frame.empty:
+        return ""
+    charts = "".join(_chart_html(bench_views.language_figure(frame, task), f"fig-bench-{task}", f"bench-{task}")
+                     for task in bench_views.bench_tasks(frame))
+    note = ("Zero-shot, from <code>bactrian bench</code> results ingested with <code>bactrian studio import-bench</code>; "
+            "averages are unweighted means over languages (%), newest run per model variant and benchmark.")
+    return (f'<section id="benchmarks"><h2>Benchmarks</h2><p class="meta">{note}</p>'
+            f'{_table_html(bench_views.table4(frame), "bench-table", "No benchmark results.")}{charts}</section>')
 
 
 def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboard", filters: str = "",
-                  method: str = "bt", rounds: int = 100, seed: int = 0, ties: str = "half", both_bad: str = "tie") -> str:
-    """The report as an HTML string."""
+                  method: str = "bt", rounds: int = 100, seed: int = 0, ties: str = "half", both_bad: str = "tie",
+                  bench: list[dict] | None = None) -> str:
+    """The report as an HTML string; ``bench``: rows of the ``benchmark_runs`` table, if any."""
     dash = dashboard(df, method=method, rounds=rounds, seed=seed, ties=ties, both_bad=both_bad)
-    charts = []
-    for name in FIGURE_IDS:
-        div = dash.figures[name].to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
-                                          default_width="100%", default_height="520px")
-        charts.append(f'<section class="chart" data-figure="{name}">{div}</section>')
+    charts = [_chart_html(dash.figures[name], f"fig-{name}", name) for name in FIGURE_IDS]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = (f"{len(df)} battles &middot; {'Bradley-Terry' if method == 'bt' else 'online Elo'}, {rounds} bootstrap "
             f"rounds (seed {seed}), ties: {html.escape(ties)}, both bad: {html.escape(both_bad)}"
@@ -77,6 +95,7 @@ def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboa
 <h1>{html.escape(title)}</h1><div class="meta">{meta}</div>
 <section><h2>Ratings</h2>{_table_html(dash.table)}</section>
 {"".join(charts)}
+{bench_section(bench)}
 <section><h2>Agreement</h2><pre id="agreement-json">{agreement}</pre></section>
 </body></html>
 """

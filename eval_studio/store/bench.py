@@ -1,8 +1,11 @@
 """Ingest benchmark results (JSON files written by ``bactrian bench``) into ``benchmark_runs``.
 
 Accepted shapes:
-- the project's own: ``{"run_id", "model", "adapter" (null/"" = bare base), "results": [{"task", "language",
-  "metric", "value", "stderr"?}, ...]}``;
+- ``bactrian bench --out`` files (schema ``bactrian.bench/v1``): ``{"schema", "run_id", "model", "adapter",
+  "records": [{"task", "language", "metric", "value", "stderr", "n", ...}], "averages": [...]}``; the
+  per-language records are stored, the averages are not (the views recompute them from the records);
+- the project's own short form: ``{"run_id", "model", "adapter" (null/"" = bare base), "results": [{"task",
+  "language", "metric", "value", "stderr"?}, ...]}``;
 - lm-eval's results file: ``{"results": {task: {"acc,none": v, "acc_stderr,none": s, ...}}, "config":
   {"model_args": "pretrained=...,peft=..."}, "model_name"?}``; the language is the task's last ``_xx`` part
   when that is a known language code.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,8 @@ def _language_of(task: str) -> str:
     from bactrian.languages import language_codes
 
     tail = task.rsplit("_", 1)[-1].lower()
-    return tail if "_" in task and tail in language_codes() else ""
+    # known codes, and the two-letter codes benchmarks use that Bactrian-X lacks (xcopa qu/ht, xwinograd jp)
+    return tail if "_" in task and (tail in language_codes() or (len(tail) == 2 and tail.isalpha())) else ""
 
 
 def _model_args(args: Any) -> dict[str, str]:
@@ -52,18 +56,21 @@ def _model_args(args: Any) -> dict[str, str]:
 
 
 def parse_bench(data: dict[str, Any], source: str) -> list[BenchRow]:
-    if isinstance(data.get("results"), list):
+    if not isinstance(data, dict):
+        raise StoreError(f"{source}: not a bench results file (expected a JSON object)")
+    key = "records" if str(data.get("schema") or "").startswith("bactrian.bench/") else "results"
+    if isinstance(data.get(key), list):
         run_id, model = data.get("run_id") or Path(source).stem, data.get("model")
         if not model:
             raise StoreError(f"{source}: missing 'model'")
         rows = []
-        for i, r in enumerate(data["results"]):
+        for i, r in enumerate(data[key]):
             try:
                 rows.append(BenchRow(str(run_id), str(model), str(data.get("adapter") or ""), str(r["task"]),
                                      str(r.get("language") or ""), str(r["metric"]), float(r["value"]),
                                      None if r.get("stderr") is None else float(r["stderr"])))
             except (KeyError, TypeError, ValueError) as e:
-                raise StoreError(f"{source}: results[{i}] needs task, metric and a numeric value ({e})") from e
+                raise StoreError(f"{source}: {key}[{i}] needs task, metric and a numeric value ({e})") from e
         return rows
     if isinstance(data.get("results"), dict):
         args = _model_args((data.get("config") or {}).get("model_args"))
@@ -83,14 +90,24 @@ def parse_bench(data: dict[str, Any], source: str) -> list[BenchRow]:
     raise StoreError(f"{source}: not a bench results file (expected a 'results' list or lm-eval 'results' object)")
 
 
-def ingest_bench_file(engine: Engine, path: str | Path) -> tuple[int, int]:
-    """Store the metrics of one results file; returns (added, unchanged)."""
+def read_bench_file(path: str | Path) -> list[BenchRow]:
     path = Path(path)
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise StoreError(f"cannot read bench results {path}: {e}") from e
-    rows = parse_bench(data, str(path))
+    return parse_bench(data, str(path))
+
+
+def bench_file_rows(path: str | Path) -> list[dict[str, Any]]:
+    """A results file's metrics shaped like ``list_bench`` rows (for views of files not in a database)."""
+    return [{**asdict(r), "created": ""} for r in read_bench_file(path) if not math.isnan(r.value)]
+
+
+def ingest_bench_file(engine: Engine, path: str | Path) -> tuple[int, int]:
+    """Store the metrics of one results file; returns (added, unchanged)."""
+    path = Path(path)
+    rows = read_bench_file(path)
     added = unchanged = 0
     with transaction(engine) as s:
         for r in rows:
@@ -110,8 +127,16 @@ def ingest_bench_file(engine: Engine, path: str | Path) -> tuple[int, int]:
     return added, unchanged
 
 
-def list_bench(engine: Engine) -> list[dict[str, Any]]:
-    with read_session(engine) as s:
-        rows = s.scalars(select(BenchmarkRun).order_by(BenchmarkRun.task, BenchmarkRun.language, BenchmarkRun.model)).all()
-        return [{"run_id": r.run_id, "model": r.model, "adapter": r.adapter, "task": r.task, "language": r.language,
-                 "metric": r.metric, "value": r.value, "stderr": r.stderr, "created": r.created.isoformat()} for r in rows]
+def list_bench(db: Engine | str) -> list[dict[str, Any]]:
+    """Every stored metric (an engine, or a database URL opened just for this read)."""
+    from eval_studio.store.db import make_engine
+
+    engine = db if isinstance(db, Engine) else make_engine(db)
+    try:
+        with read_session(engine) as s:
+            rows = s.scalars(select(BenchmarkRun).order_by(BenchmarkRun.task, BenchmarkRun.language, BenchmarkRun.model)).all()
+            return [{"run_id": r.run_id, "model": r.model, "adapter": r.adapter, "task": r.task, "language": r.language,
+                     "metric": r.metric, "value": r.value, "stderr": r.stderr, "created": r.created.isoformat()} for r in rows]
+    finally:
+        if engine is not db:
+            engine.dispose()
