@@ -69,6 +69,9 @@ class Engine:
         self.context_length = int(getattr(base.model.config, "max_position_embeddings", 2048) or 2048)
         self._stop_ids = self._stop_token_ids()
         self._banned = self._banned_token_ids()
+        # index tensors built once, not a ~6K-id Python list per row and decode step
+        self._banned_t = torch.tensor(self._banned, dtype=torch.long)
+        self._banned_stop_t = torch.tensor(sorted(set(self._banned) | self._stop_ids), dtype=torch.long)
 
     @classmethod
     def load(
@@ -234,7 +237,7 @@ class Engine:
             out = forward(input_ids=cur_ids, attention_mask=attn, position_ids=position_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
             past = out.past_key_values
             logits = out.logits[:, -1, :]
-            banned = [self._banned + (sorted(self._stop_ids) if (p.ignore_eos or counts[i] < p.min_tokens) else []) for i, p in enumerate(params)]
+            banned = [self._banned_stop_t if (p.ignore_eos or counts[i] < p.min_tokens) else self._banned_t for i, p in enumerate(params)]
             chosen = sample_next(logits, params, history, gens, banned)
             next_ids = []
             for i in range(n):

@@ -60,7 +60,7 @@ def sample_next(
     params: list[GenerationParams],
     history: list[list[int]],
     generators: list[torch.Generator | None],
-    banned: list[list[int]],
+    banned: list[list[int] | torch.Tensor],
 ) -> list[int]:
     """Pick one token per row, each row with its own parameters (rows of a mixed batch differ)."""
     logits = logits.float()
@@ -71,7 +71,7 @@ def sample_next(
             idx = torch.tensor(sorted(set(history[i])), dtype=torch.long)
             vals = row[idx]
             row[idx] = torch.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
-        if banned[i]:
+        if len(banned[i]):
             row[banned[i]] = -float("inf")
         if p.temperature == 0:
             out.append(int(torch.argmax(row)))
