@@ -246,7 +246,10 @@ def test_leaderboard_tab_and_ui_language_switch(page, studio):
     open_tab(page, "Leaderboard")
     page.locator("#leaderboard-refresh").click()
     page.locator("#leaderboard-status").get_by_text("battles match").wait_for()
-    page.locator("#leaderboard-ratings .main-svg").first.wait_for()  # the plotly charts are drawn
+    from eval_studio.plots import FIGURE_IDS
+
+    for name in FIGURE_IDS:  # every chart is drawn: a rendered plotly figure has an SVG main layer
+        page.locator(f"#leaderboard-{name} .main-svg").first.wait_for()
     shot(page, "leaderboard")
     page.locator("#ui-lang").get_by_text("中文").click()
     page.get_by_role("tab", name="竞技场").wait_for()
