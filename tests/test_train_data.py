@@ -53,6 +53,15 @@ def test_bad_records_name_the_line(tmp_path: Path) -> None:
     f.write_text('{"instruction": "hi", "output": "yo"}\nnot json\n')
     with pytest.raises(DataError, match="d.jsonl:2: not valid JSON"):
         load_records(DataSettings(path=str(f)))
+    f.write_text('{"instruction": "hi", "output": "yo"}\n{"instruction": "hi", "input": "", "output": " "}\n')
+    with pytest.raises(DataError, match=r"d.jsonl:2: missing or empty field\(s\) output .*data.skip_empty"):
+        load_records(DataSettings(path=str(f)))
+    stats: dict = {}
+    assert [r.output for r in load_records(DataSettings(path=str(f), skip_empty=True), stats)] == ["yo"]
+    assert stats == {"skipped_empty": 1}
+    f.write_text('{"instruction": "hi", "output": "yo"}\n{"instruction": "hi", "answer": "yo"}\n')
+    with pytest.raises(DataError, match="missing or empty field"):  # an absent field is never skipped
+        load_records(DataSettings(path=str(f), skip_empty=True))
     no_lang = tmp_path / "e.jsonl"
     no_lang.write_text('{"instruction": "hi", "output": "yo"}\n')
     with pytest.raises(DataError, match="has no language field"):

@@ -36,6 +36,8 @@ def test_two_processes_match_one_and_load_with_plain_peft(tmp_path: Path, tiny_b
 
     assert adapter_digest(loaded) == digests[0]
     assert any(float(v.abs().sum()) > 0 for k, v in w2.items() if "lora_B" in k)  # it trained
+    for f in [tmp_path / "run2" / "adapter", *(tmp_path / "run2" / "adapter").iterdir()]:
+        assert f.stat().st_mode & 0o044 == 0o044 & ~_umask(), f  # readable by others, as the umask allows
 
     # One process with 4 accumulation steps optimises the same token-mean loss on the same batches.
     p1 = run_train(str(one))
@@ -44,3 +46,11 @@ def test_two_processes_match_one_and_load_with_plain_peft(tmp_path: Path, tiny_b
     assert w1.keys() == w2.keys()
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], atol=2e-4, rtol=1e-3)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -101,6 +101,7 @@ def write_adapter(peft_model: Any, recipe: Recipe, loaded: Any, languages: list[
         peft_model.save_pretrained(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", "utf-8")
         (tmp / "README.md").write_text(model_card(manifest), "utf-8")
+        _usual_modes(tmp)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -109,6 +110,16 @@ def write_adapter(peft_model: Any, recipe: Recipe, loaded: Any, languages: list[
     if recipe.output.push_to_hub:
         push_to_hub(out, recipe.output.hub_repo or "", recipe.output.hub_private)
     return out
+
+
+def _usual_modes(folder: Path) -> None:
+    """mkdtemp makes a 0700 folder and safetensors writes 0600 files; give the adapter the modes the umask
+    allows (usually 0755 / 0644), so a server or studio running as another user can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for f in folder.rglob("*"):
+        f.chmod((0o777 if f.is_dir() else 0o666) & ~mask)
 
 
 def push_to_hub(folder: Path, repo: str, private: bool = True) -> str:

@@ -36,6 +36,7 @@ class DataSettings:
     eval_max: int = 200  # cap on held-out examples, so eval stays cheap on big sets
     max_examples: int | None = None  # per language, for short runs
     seed: int = 42
+    skip_empty: bool = False  # drop rows whose instruction/output is blank instead of refusing the data
 
 
 @dataclass
@@ -93,11 +94,11 @@ class Recipe:
 
     @property
     def adapter_dir(self) -> Path:
-        return Path(self.output.dir or Path(self.run_dir) / "adapter")
+        return Path(self.output.dir).expanduser() if self.output.dir else self.run_dir / "adapter"
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.output.run_dir or Path("runs") / self.name)
+        return Path(self.output.run_dir).expanduser() if self.output.run_dir else Path("runs") / self.name
 
     def accumulation(self, processes: int) -> int:
         """Micro-batches per optimizer step on each process, so the effective batch is ``batch_size``."""

@@ -41,6 +41,7 @@ class RunState:
     eval_history: list[dict] = field(default_factory=list)
     eval_loss_before: float | None = None
     train_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads) spent in training steps
     tokens: int = 0  # non-padding tokens trained on
     padded_tokens: int = 0  # all positions fed to the model, padding included
 
@@ -140,7 +141,9 @@ class Trainer:
         self.world = self.acc.num_processes
         self.accum = r.accumulation(self.world)
         set_seed(t.seed)
-        records = load_records(r.data)  # bad data fails before the model loads
+        data_stats: dict[str, int] = {}
+        records = load_records(r.data, data_stats)  # bad data fails before the model loads
+        self.skipped_empty = data_stats.get("skipped_empty", 0)
         self.languages = sorted({x.language for x in records if x.language})
         self.fingerprint = fingerprint(records)
         train_recs, eval_recs = split_eval(records, r.data.eval_fraction, r.data.eval_max, r.data.seed)
@@ -154,6 +157,8 @@ class Trainer:
         self.eval_ex, _ = tokenize(eval_recs, tok, prompter, t.max_length)
         if dropped:
             self.log(f"dropped {dropped} training examples whose prompt alone reaches max_length {t.max_length}")
+        if self.skipped_empty:
+            self.log(f"skipped {self.skipped_empty} rows with a blank instruction or output (data.skip_empty)")
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.steps_per_epoch = len(self.batches(0)) // (self.world * self.accum)
         if self.steps_per_epoch == 0:
@@ -319,10 +324,12 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=st.step, desc=self.recipe.name, unit="step",
                    disable=not (self.progress and self.acc.is_main_process), file=sys.stderr)
         window: list[float] = []
+        reset_peak_memory()  # the peak reported is that of training, not of loading the model
         while st.step < self.total_steps:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss, tokens, padded = self.train_step(st.step)
             st.train_seconds += time.perf_counter() - t0
+            st.cpu_seconds += time.process_time() - c0
             st.tokens += tokens
             st.padded_tokens += padded
             st.step += 1
@@ -343,6 +350,7 @@ class Trainer:
             if st.step % t.save_every == 0 and st.step < self.total_steps:
                 self.save_checkpoint()
         bar.close()
+        self.train_peak_mb = peak_memory_mb()
         eval_after = self.evaluate()
         if eval_after is not None:
             st.eval_history.append({"step": st.step, "eval_loss": eval_after})
@@ -365,8 +373,11 @@ class Trainer:
             "padded_tokens": st.padded_tokens,
             "train_seconds": round(st.train_seconds, 2),
             "tokens_per_second": round(st.tokens / max(st.train_seconds, 1e-9), 1),
-            "peak_memory_mb": peak_memory_mb(),
+            "train_cpu_seconds": round(st.cpu_seconds, 2),
+            "tokens_per_cpu_second": round(st.tokens / max(st.cpu_seconds, 1e-9), 1),
+            "peak_memory_mb": getattr(self, "train_peak_mb", None) or peak_memory_mb(),
             "processes": self.world,
+            "skipped_empty_rows": self.skipped_empty,
             "data_fingerprint": self.fingerprint,
         }
         # Every process must end with the same weights; a mismatch means a broken launch, so it is an error.
@@ -386,12 +397,30 @@ class Trainer:
         return summary
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak: GPU max-allocated, or on Linux the process's resident high-water mark (VmHWM)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: VmHWM := current RSS
+    except OSError:
+        pass  # elsewhere the peak includes loading the model
+
+
 def peak_memory_mb() -> float:
-    """Peak accelerator memory when on GPU, else the process's peak resident memory."""
+    """Peak accelerator memory when on GPU, else the process's peak resident memory since the last reset."""
     import torch
 
     if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
         return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # KiB
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
