@@ -112,7 +112,7 @@ def test_arena_named_both_columns_fill_and_vote_is_stored(page, studio):
     ask_arena(page, "What is the capital of France?")
     page.locator("#arena-vote-a").wait_for(state="visible")  # appears only once both answers are complete
     shown_a, shown_b = bot_text(page, "arena-a"), bot_text(page, "arena-b")
-    assert alnum(shown_a) and alnum(shown_b)
+    assert shown_a.strip() and shown_b.strip()  # both filled (a random tiny model may answer in punctuation only)
     page.locator("#arena-vote-a").click()
     page.locator("#arena-reveal").get_by_text("your vote is recorded").wait_for()
     page.locator("#arena-vote-a").wait_for(state="hidden")

@@ -6,7 +6,6 @@ The model engine and the database engine are created here and captured by the ca
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import gradio as gr
@@ -24,8 +23,6 @@ from eval_studio.ui.common import Translator, sign_in, user_line
 from eval_studio.ui.context import StudioContext, create_context
 from eval_studio.ui.judge_tab import build_judge_tab
 from eval_studio.ui.text import UI_LANGS, t
-
-log = logging.getLogger(__name__)
 
 # Annotation shortcuts: 1 A, 2 B, 3 tie, 4 both bad, s skip. They click the visible Annotate buttons, so the
 # server sees exactly what a mouse click sends; typing in a text field is never hijacked.
@@ -135,17 +132,7 @@ def build_blocks(ctx: StudioContext) -> gr.Blocks:
 
 
 def _leaderboard(ctx: StudioContext) -> None:
-    try:
-        from eval_studio.ui.leaderboard_tab import build_leaderboard_tab
-    except ImportError as e:  # the ratings part is optional: fall back to plain vote counts
-        log.warning("leaderboard unavailable (%s); showing vote counts", e)
-        import pandas as pd
-
-        from eval_studio.store.repo import vote_counts
-
-        table = gr.Dataframe(interactive=False, elem_id="leaderboard-table")
-        gr.Button("↻", elem_id="leaderboard-refresh").click(lambda: pd.DataFrame(vote_counts(ctx.db)), None, table)
-        return
     from eval_studio.store.bench import list_bench
+    from eval_studio.ui.leaderboard_tab import build_leaderboard_tab
 
     build_leaderboard_tab(lambda: load_battles(ctx.db), load_bench=lambda: list_bench(ctx.db))

@@ -20,7 +20,7 @@ from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, 
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.streaming import Column, Job, stream_columns
 from eval_studio.ui.text import t
-from eval_studio.ui.widgets import language_choices, notify, params_block
+from eval_studio.ui.widgets import language_choices, message_row, notify, params_block
 
 VOTES = ("a", "b", "tie", "both_bad")
 
@@ -125,10 +125,7 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     reveal = gr.Markdown("", elem_id="arena-reveal")
     with gr.Row(visible=False) as vote_row:
         buttons = {w: tr.add(gr.Button(t(f"vote_{w}", lang0), elem_id=f"arena-vote-{w}"), value=f"vote_{w}") for w in VOTES}
-    with gr.Row():
-        msg = tr.add(gr.Textbox(label=t("message", lang0), placeholder=t("placeholder", lang0), lines=2, scale=5,
-                                elem_id="arena-input"), label="message", placeholder="placeholder")
-        send = tr.add(gr.Button(t("send", lang0), variant="primary", scale=1, elem_id="arena-send"), value="send")
+    msg, send = message_row(tr, lang0, "arena")
     with gr.Row():
         regen = tr.add(gr.Button(t("regenerate", lang0), elem_id="arena-regen"), value="regenerate")
         new_round = tr.add(gr.Button(t("new_round", lang0), elem_id="arena-new-round"), value="new_round")

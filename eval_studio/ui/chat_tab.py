@@ -15,7 +15,7 @@ from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, 
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.streaming import Column, Job, stream_columns
 from eval_studio.ui.text import t
-from eval_studio.ui.widgets import notify, params_block
+from eval_studio.ui.widgets import message_row, notify, params_block
 
 
 def new_chat() -> dict[str, Any]:
@@ -61,10 +61,7 @@ def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_
     choices = ctx.catalog.choices()
     model = tr.add(gr.Dropdown(choices, value=choices[0][1], label=t("model", lang0), elem_id="chat-model"), label="model")
     chatbot = gr.Chatbot(height=420, show_label=False, elem_id="chat-bot", sanitize_html=True, allow_tags=False, buttons=["copy"])
-    with gr.Row():
-        msg = tr.add(gr.Textbox(label=t("message", lang0), placeholder=t("placeholder", lang0), lines=2, scale=5,
-                                elem_id="chat-input"), label="message", placeholder="placeholder")
-        send = tr.add(gr.Button(t("send", lang0), variant="primary", scale=1, elem_id="chat-send"), value="send")
+    msg, send = message_row(tr, lang0, "chat")
     with gr.Row():
         regen = tr.add(gr.Button(t("regenerate", lang0), elem_id="chat-regen"), value="regenerate")
         clear = tr.add(gr.Button(t("clear", lang0), elem_id="chat-clear"), value="clear")

@@ -117,9 +117,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "admin_only": {"en": "Admins only: sign in with an admin account.", "zh": "仅限管理员：请用管理员账号登录。"},
     "recent_runs": {"en": "Recent runs", "zh": "最近的运行"},
     "refresh": {"en": "↻ Refresh", "zh": "↻ 刷新"},
-    # leaderboard
-    "vote_counts": {"en": "Vote counts per model (ratings appear once the ratings module is installed).",
-                    "zh": "各模型的投票计数（安装评分模块后显示评分）。"},
     # admin
     "admin_intro": {"en": "Export and import need a signed-in account with the admin role.",
                     "zh": "导出和导入需要以管理员身份登录。"},

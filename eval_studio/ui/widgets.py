@@ -33,6 +33,15 @@ def params_block(tr: Translator, defaults: dict[str, Any], lang: str, prefix: st
     return comps
 
 
+def message_row(tr: Translator, lang: str, prefix: str) -> tuple[gr.Textbox, gr.Button]:
+    """The message box and its Send button (Chat and Arena share the layout and the element ids' shape)."""
+    with gr.Row():
+        msg = tr.add(gr.Textbox(label=t("message", lang), placeholder=t("placeholder", lang), lines=2, scale=5,
+                                elem_id=f"{prefix}-input"), label="message", placeholder="placeholder")
+        send = tr.add(gr.Button(t("send", lang), variant="primary", scale=1, elem_id=f"{prefix}-send"), value="send")
+    return msg, send
+
+
 def language_choices() -> list[tuple[str, str]]:
     return [(f"{lang.native} ({lang.name}, {code})", code) for code, lang in all_languages().items()]
 
