@@ -2,7 +2,7 @@
 
 For the embedded Gemma base, with and without an adapter, it runs
   1. ``bactrian bench --model gemma-3-270m [--adapter A] --tasks ... --limit N --no-cache``
-     (bactrian loads the model and hands the loaded object to lm-eval's HFLM), and
+     (bactrian loads the model and hands the loaded object to ContinuationScoringHFLM, its HFLM subclass), and
   2. ``lm_eval run --model hf --model_args pretrained=<cached folder>,dtype=float32[,peft=A]
      --include_path pipelines/bench/tasks --tasks <the same lm-eval task names> --metadata {"data_root": ...}``
      (lm-eval loads everything itself),

@@ -1,7 +1,8 @@
 """Run the benchmarks through lm-evaluation-harness on a base model, with or without a LoRA adapter.
 
 Order of work: check the model and adapter names, the tasks, languages and data files (cheap, so bad input
-fails at once); then load the base and the adapter once, wrap the loaded model in lm-eval's ``HFLM``, and call
+fails at once); then load the base and the adapter once, wrap the loaded model in lm-eval's ``HFLM`` (the
+subclass in ``scoring_lm`` that skips the logits nobody scores), and call
 ``lm_eval.simple_evaluate`` with the shipped task files and lm-eval's response cache (``use_cache``), keyed by
 a fingerprint of the weights, so a rerun of the same model is free.
 """
@@ -138,8 +139,8 @@ def cache_key(p: Plan, base_folder: str) -> str:
 
 
 def build_lm(p: Plan, device: str | None = None):
-    """The base (and adapter) loaded once by bactrian, wrapped as lm-eval's HFLM."""
-    from lm_eval.models.huggingface import HFLM
+    """The base (and adapter) loaded once by bactrian, wrapped as lm-eval's HFLM (scoring only the continuations)."""
+    from .scoring_lm import ContinuationScoringHFLM
 
     base = load_base(p.spec.name, device=device)
     model = base.model
@@ -151,7 +152,7 @@ def build_lm(p: Plan, device: str | None = None):
         except Exception as e:  # shapes or target modules that do not fit this base
             raise BenchError(f"adapter {p.adapter.name!r} does not fit base {p.spec.name!r}: {str(e).splitlines()[0][:300]}") from e
         model.eval()
-    return HFLM(pretrained=model, tokenizer=base.tokenizer, batch_size=p.request.batch_size)
+    return ContinuationScoringHFLM(pretrained=model, tokenizer=base.tokenizer, batch_size=p.request.batch_size)
 
 
 def _task_specs(p: Plan, folder: Path) -> list[str | dict]:
