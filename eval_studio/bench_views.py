@@ -7,7 +7,9 @@ The rows are what ``store.bench.list_bench`` returns (``bactrian bench`` results
   and benchmark (a later run of the same variant replaces an earlier one, e.g. a full run after a ``--limit`` one).
   Task names are normalised to the benchmark (``bactrian_xcopa_et`` or ``xcopa_et`` -> ``xcopa``), so results
   ingested from lm-eval's own files line up with ``bactrian bench`` ones.
-- ``table4(frame)``: model variants as rows, benchmark averages (unweighted mean over languages, %) as columns.
+- ``table4(frame)``: model variants as rows, benchmark averages (unweighted mean over languages, %) as columns,
+  then how many languages and items each row rests on (a ``--limit 100`` run and a full test set look alike
+  otherwise).
 - ``language_figure(frame, task)``: grouped bars per language, one bar per variant, its average as a dashed line.
 """
 
@@ -21,7 +23,7 @@ import plotly.graph_objects as go
 
 BENCHMARKS = ("xcopa", "xstorycloze", "xwinograd", "sentimentx")  # Table 4's column order; others follow
 PRIMARY_METRIC = {"sentimentx": "f1"}  # every other benchmark reports accuracy
-_COLUMNS = ["variant", "model", "adapter", "task", "language", "metric", "value", "stderr", "run_id", "created"]
+_COLUMNS = ["variant", "model", "adapter", "task", "language", "metric", "value", "stderr", "n", "run_id", "created"]
 
 
 def variant_label(model: str, adapter: str | None) -> str:
@@ -60,8 +62,9 @@ def bench_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     if not keep:
         return pd.DataFrame(columns=_COLUMNS)
     out = pd.concat(keep, ignore_index=True)
-    if "stderr" not in out.columns:
-        out["stderr"] = None
+    for column in ("stderr", "n"):
+        if column not in out.columns:
+            out[column] = None
     return out[_COLUMNS].sort_values(["task", "variant", "language"], ignore_index=True)
 
 
@@ -80,6 +83,10 @@ def table4(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     wide = wide.reindex(variants)
     languages = frame.groupby(["variant"])["language"].nunique()
     wide.insert(len(wide.columns), "languages", [int(languages.get(v, 0)) for v in wide.index])
+    # items scored, only where every row knows its count (lm-eval's own files do not carry one)
+    counts = pd.to_numeric(frame["n"], errors="coerce").groupby(frame["variant"]).agg(
+        lambda n: int(n.sum()) if n.notna().all() else None)
+    wide.insert(len(wide.columns), "items", pd.array([counts.get(v) for v in wide.index], dtype="Int64"))
     return wide.rename_axis(index="model", columns=None).reset_index()
 
 

@@ -14,6 +14,7 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
@@ -48,9 +49,11 @@ def _table_html(table: pd.DataFrame, table_id: str = "ratings-table", empty: str
     for rec in table.itertuples(index=False):
         cells = []
         for v in rec:
-            if isinstance(v, float):
+            if v is None or v is pd.NA:
+                cells.append('<td class="num">&ndash;</td>')
+            elif isinstance(v, (float, np.floating)):
                 cells.append(f'<td class="num">{"&ndash;" if math.isnan(v) else f"{v:.1f}"}</td>')
-            elif isinstance(v, int):
+            elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
                 cells.append(f'<td class="num">{v}</td>')
             else:
                 cells.append(f"<td>{html.escape(str(v))}</td>")

@@ -15,6 +15,7 @@
 | ``BACTRIAN_TASK`` | the annotation task the Annotate tab serves | ``demo`` |
 | ``BACTRIAN_QUESTIONS`` | question set imported at start (JSONL) | ``assets/questions/demo_questions.jsonl`` |
 | ``BACTRIAN_PREGENERATE`` | questions answered by two local variants at start, in the background | 12 |
+| ``BACTRIAN_BENCH_RESULTS`` | ``bactrian bench`` JSON files or folders (``os.pathsep``-separated) ingested at start; empty: none | ``bench/results`` |
 | ``BACTRIAN_GEN_DEFAULTS`` | JSON object of default generation parameters | ``{}`` |
 | ``BACTRIAN_UI_LANG`` | initial UI language (``en``/``zh``) | ``en`` |
 
@@ -32,6 +33,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = REPO / "assets" / "questions" / "demo_questions.jsonl"
+DEFAULT_BENCH_RESULTS = REPO / "bench" / "results"  # the results recorded in bench/RESULTS.md
 
 
 class SettingsError(ValueError):
@@ -64,6 +66,7 @@ class Settings:
     task: str = "demo"
     questions_file: str | None = str(DEFAULT_QUESTIONS)
     pregenerate: int = 12
+    bench_results: tuple[str, ...] = ()  # from_env defaults to DEFAULT_BENCH_RESULTS
     gen_defaults: dict[str, Any] = field(default_factory=dict)
     ui_lang: str = "en"
     server_name: str = "127.0.0.1"
@@ -98,6 +101,7 @@ class Settings:
             task=env.get("BACTRIAN_TASK") or "demo",
             questions_file=env.get("BACTRIAN_QUESTIONS") or str(DEFAULT_QUESTIONS),
             pregenerate=_int(env, "BACTRIAN_PREGENERATE", 12),
+            bench_results=tuple(p for p in env.get("BACTRIAN_BENCH_RESULTS", str(DEFAULT_BENCH_RESULTS)).split(os.pathsep) if p),
             gen_defaults=_json_object(env, "BACTRIAN_GEN_DEFAULTS"),
             ui_lang=lang,
             server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",

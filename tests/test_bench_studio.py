@@ -21,9 +21,9 @@ VALUES = {  # (adapter, task) -> {language: accuracy}
 }
 
 
-def _bench_file(path: Path, adapter: str | None, run_id: str, scale: float = 1.0) -> Path:
+def _bench_file(path: Path, adapter: str | None, run_id: str, scale: float = 1.0,
+                created: str = "2026-12-01T10:00:00+00:00") -> Path:
     """A results file in the exact shape `bactrian bench --out` writes (built from pipelines.bench.results)."""
-    created = "2026-12-01T10:00:00+00:00"
     records = [Record(run_id=run_id, created=created, model="gemma-3-270m", adapter=adapter, task=task, language=lang,
                       metric="acc", value=v * scale, stderr=0.05, n=20, lm_eval_task=f"bactrian_{task}_{lang}")
                for (ad, task), langs in VALUES.items() if ad == adapter for lang, v in langs.items()]
@@ -50,7 +50,8 @@ def test_ingested_bench_json_gives_table4_and_language_chart(studio_db):
     assert len(rows) == 8 and {r["language"] for r in rows} == {"et", "zh", "en"}  # averages are not stored
     frame = bench_frame(rows)
     t4 = table4(frame)
-    assert list(t4.columns) == ["model", "xcopa", "xwinograd", "languages"]
+    assert list(t4.columns) == ["model", "xcopa", "xwinograd", "languages", "items"]
+    assert t4["items"].tolist() == [80, 80]  # 4 language rows x n=20: a --limit run shows as such
     assert t4["model"].tolist() == ["gemma-3-270m", "gemma-3-270m + demo-multi"]
     assert t4.set_index("model").loc["gemma-3-270m", "xcopa"] == pytest.approx(55.0)
     assert t4.set_index("model").loc["gemma-3-270m + demo-multi", "xwinograd"] == pytest.approx(61.0)
@@ -90,6 +91,41 @@ def test_newest_run_wins_and_lm_eval_files_line_up(tmp_path, studio_db):
     t4 = table4(bench_frame(list_bench(studio_db))).set_index("model")
     assert t4.loc["other-model", "xcopa"] == pytest.approx(70.0) and math.isnan(t4.loc["other-model", "xwinograd"])
     assert benchmark_of("bactrian_xstorycloze_hub_zh", "zh") == "xstorycloze" and benchmark_of("xcopa", "et") == "xcopa"
+
+
+def test_the_newest_run_is_the_one_that_ran_last_not_the_one_ingested_last(tmp_path, studio_db):
+    newer = _bench_file(tmp_path / "newer.json", None, "run-b-newer", scale=0.5, created="2026-12-02T09:00:00+00:00")
+    older = _bench_file(tmp_path / "older.json", None, "run-z-older", scale=0.9, created="2026-11-30T09:00:00+00:00")
+    assert main(["studio", "import-bench", str(newer), str(older), "--db", studio_db]) == 0
+    rows = list_bench(studio_db)
+    assert {r["created"][:10] for r in rows if r["run_id"] == "run-z-older"} == {"2026-11-30"}
+    assert table4(bench_frame(rows)).set_index("model").loc["gemma-3-270m", "xcopa"] == pytest.approx(27.5)
+
+
+def test_a_database_from_before_item_counts_migrates_and_keeps_its_results(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from eval_studio.store.db import make_engine, open_store
+    from eval_studio.store.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO benchmark_runs (run_id, model, adapter, task, language, metric, value, created) "
+                          "VALUES ('old', 'gemma-3-270m', '', 'xcopa', 'et', 'acc', 0.5, '2026-11-01 00:00:00')"))
+    engine.dispose()
+    store = open_store(url)  # migrates to head on open
+    try:
+        rows = list_bench(store)
+    finally:
+        store.dispose()
+    assert [(r["run_id"], r["value"], r["n"]) for r in rows] == [("old", 0.5, None)]
+    t4 = table4(bench_frame(rows))
+    assert t4["xcopa"].tolist() == [50.0] and t4["items"].isna().all()  # unknown count, not 0
 
 
 def test_report_has_the_benchmark_section(tmp_path, studio_db, capsys):
@@ -151,3 +187,49 @@ def test_leaderboard_shows_ingested_benchmarks_in_the_browser(tmp_path, tiny_bas
             table = page.locator("#leaderboard-bench-table").inner_text()  # gradio keeps hidden copies of cells
             assert "gemma-3-270m + demo-multi" in table and "xwinograd" in table and "61" in table
             browser.close()
+
+
+def test_the_app_ingests_configured_results_at_start_and_survives_bad_files(tmp_path, caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from eval_studio.settings import DEFAULT_BENCH_RESULTS, Settings
+    from eval_studio.store.db import open_store
+    from eval_studio.ui.context import seed_bench_results
+
+    assert Settings.from_env({}).bench_results == (str(DEFAULT_BENCH_RESULTS),)
+    assert Settings.from_env({"BACTRIAN_BENCH_RESULTS": ""}).bench_results == ()
+    folder = tmp_path / "results"
+    folder.mkdir()
+    _bench_file(folder / "base.json", None, "run-base")
+    (folder / "broken.json").write_text("{not json", "utf-8")
+    single = _bench_file(tmp_path / "multi.json", "demo-multi", "run-multi")
+    settings = Settings(bench_results=(str(folder), str(single), str(tmp_path / "missing")))
+    store = open_store(f"sqlite:///{tmp_path / 'studio.db'}")
+    try:
+        with caplog.at_level(logging.WARNING, logger="eval_studio.ui.context"):
+            for _ in range(2):  # every start ingests again: a no-op the second time
+                seed_bench_results(SimpleNamespace(settings=settings, db=store))
+        rows = list_bench(store)
+    finally:
+        store.dispose()
+    assert len(rows) == 8 and {r["run_id"] for r in rows} == {"run-base", "run-multi"}
+    assert "broken.json" in caplog.text and "missing" in caplog.text
+
+
+def test_the_recorded_results_in_the_repo_load_into_the_leaderboard(tmp_path):
+    from eval_studio.settings import DEFAULT_BENCH_RESULTS
+    from eval_studio.store.bench import ingest_bench_file
+    from eval_studio.store.db import open_store
+
+    files = sorted(DEFAULT_BENCH_RESULTS.glob("*.json"))
+    assert files, f"no recorded results in {DEFAULT_BENCH_RESULTS}"
+    store = open_store(f"sqlite:///{tmp_path / 'studio.db'}")
+    try:
+        for path in files:
+            ingest_bench_file(store, path)
+        t4 = table4(bench_frame(list_bench(store))).set_index("model")
+    finally:
+        store.dispose()
+    assert "gemma-3-270m" in t4.index and "gemma-3-270m + demo-multi" in t4.index
+    assert (t4["items"] > 0).all() and t4[["xcopa", "xwinograd"]].notna().all().all()

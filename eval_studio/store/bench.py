@@ -3,12 +3,15 @@
 Accepted shapes:
 - ``bactrian bench --out`` files (schema ``bactrian.bench/v1``): ``{"schema", "run_id", "model", "adapter",
   "records": [{"task", "language", "metric", "value", "stderr", "n", ...}], "averages": [...]}``; the
-  per-language records are stored, the averages are not (the views recompute them from the records);
+  per-language records are stored with their item counts and the run's ``created`` time, the averages are not
+  (the views recompute them from the records);
 - the project's own short form: ``{"run_id", "model", "adapter" (null/"" = bare base), "results": [{"task",
   "language", "metric", "value", "stderr"?}, ...]}``;
 - lm-eval's results file: ``{"results": {task: {"acc,none": v, "acc_stderr,none": s, ...}}, "config":
-  {"model_args": "pretrained=...,peft=..."}, "model_name"?}``; the language is the task's last ``_xx`` part
-  when that is a known language code.
+  {"model_args": "pretrained=...,peft=..."}, "model_name"?, "date"?}``; the language is the task's last ``_xx``
+  part when that is a known language code.
+A row's ``created`` is when the run ran (the file's ``created`` or lm-eval's ``date``), else when it was ingested:
+the views show the newest run per model variant, so ingesting an old file after a new one must not hide the new one.
 Re-ingesting a file is a no-op; a different value for the same (run, model, adapter, task, language, metric)
 is an error, so nothing is silently overwritten.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,23 @@ class BenchRow:
     metric: str
     value: float
     stderr: float | None = None
+    n: int | None = None
+    created: datetime | None = None  # when the run ran; None: unknown (ingestion time is used)
+
+
+def _created(value: Any, source: str) -> datetime | None:
+    """An ISO time (``bactrian bench``) or a Unix timestamp (lm-eval's ``date``) as an aware UTC datetime."""
+    if value in (None, ""):
+        return None
+    try:
+        t = datetime.fromtimestamp(float(value), timezone.utc) if isinstance(value, (int, float)) else datetime.fromisoformat(str(value))
+    except (TypeError, ValueError, OverflowError, OSError) as e:
+        raise StoreError(f"{source}: unreadable run time {value!r} ({e})") from e
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _language_of(task: str) -> str:
@@ -63,12 +84,13 @@ def parse_bench(data: dict[str, Any], source: str) -> list[BenchRow]:
         run_id, model = data.get("run_id") or Path(source).stem, data.get("model")
         if not model:
             raise StoreError(f"{source}: missing 'model'")
+        created = _created(data.get("created"), source)
         rows = []
         for i, r in enumerate(data[key]):
             try:
                 rows.append(BenchRow(str(run_id), str(model), str(data.get("adapter") or ""), str(r["task"]),
                                      str(r.get("language") or ""), str(r["metric"]), float(r["value"]),
-                                     None if r.get("stderr") is None else float(r["stderr"])))
+                                     None if r.get("stderr") is None else float(r["stderr"]), _count(r.get("n")), created))
             except (KeyError, TypeError, ValueError) as e:
                 raise StoreError(f"{source}: {key}[{i}] needs task, metric and a numeric value ({e})") from e
         return rows
@@ -77,6 +99,7 @@ def parse_bench(data: dict[str, Any], source: str) -> list[BenchRow]:
         model = data.get("model_name") or args.get("pretrained") or args.get("model") or "unknown"
         adapter = args.get("peft") or args.get("adapter") or ""
         run_id = str(data.get("run_id") or data.get("date") or Path(source).stem)
+        created = _created(data.get("date"), source)
         rows = []
         for task, metrics in data["results"].items():
             for key, value in metrics.items():
@@ -85,7 +108,8 @@ def parse_bench(data: dict[str, Any], source: str) -> list[BenchRow]:
                     continue
                 err = metrics.get(f"{name}_stderr,{_filter}" if _filter else f"{name}_stderr")
                 rows.append(BenchRow(run_id, str(model), str(adapter), task, _language_of(task), name, float(value),
-                                     float(err) if isinstance(err, (int, float)) and not isinstance(err, bool) else None))
+                                     float(err) if isinstance(err, (int, float)) and not isinstance(err, bool) else None,
+                                     created=created))
         return rows
     raise StoreError(f"{source}: not a bench results file (expected a 'results' list or lm-eval 'results' object)")
 
@@ -101,7 +125,8 @@ def read_bench_file(path: str | Path) -> list[BenchRow]:
 
 def bench_file_rows(path: str | Path) -> list[dict[str, Any]]:
     """A results file's metrics shaped like ``list_bench`` rows (for views of files not in a database)."""
-    return [{**asdict(r), "created": ""} for r in read_bench_file(path) if not math.isnan(r.value)]
+    return [{**asdict(r), "created": r.created.isoformat() if r.created else ""}
+            for r in read_bench_file(path) if not math.isnan(r.value)]
 
 
 def ingest_bench_file(engine: Engine, path: str | Path) -> tuple[int, int]:
@@ -118,7 +143,8 @@ def ingest_bench_file(engine: Engine, path: str | Path) -> tuple[int, int]:
                 BenchmarkRun.task == r.task, BenchmarkRun.language == r.language, BenchmarkRun.metric == r.metric))
             if existing is None:
                 s.add(BenchmarkRun(run_id=r.run_id, model=r.model, adapter=r.adapter, task=r.task, language=r.language,
-                                   metric=r.metric, value=r.value, stderr=r.stderr, source_file=str(path)))
+                                   metric=r.metric, value=r.value, stderr=r.stderr, n=r.n, source_file=str(path),
+                                   **({"created": r.created} if r.created else {})))
                 added += 1
             elif existing.value != r.value:
                 raise StoreError(f"{path}: {r.task}/{r.metric} for run {r.run_id} already stored with value {existing.value}")
@@ -136,7 +162,8 @@ def list_bench(db: Engine | str) -> list[dict[str, Any]]:
         with read_session(engine) as s:
             rows = s.scalars(select(BenchmarkRun).order_by(BenchmarkRun.task, BenchmarkRun.language, BenchmarkRun.model)).all()
             return [{"run_id": r.run_id, "model": r.model, "adapter": r.adapter, "task": r.task, "language": r.language,
-                     "metric": r.metric, "value": r.value, "stderr": r.stderr, "created": r.created.isoformat()} for r in rows]
+                     "metric": r.metric, "value": r.value, "stderr": r.stderr, "n": r.n, "created": r.created.isoformat()}
+                    for r in rows]
     finally:
         if engine is not db:
             engine.dispose()

@@ -348,5 +348,6 @@ class BenchmarkRun(Base):
     metric: Mapped[str] = mapped_column(String(100))
     value: Mapped[float] = mapped_column(Float)
     stderr: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int | None] = mapped_column(Integer)  # items scored: tells a --limit run from a full test set
     source_file: Mapped[str | None] = mapped_column(Text)
-    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # when the run ran (file's own time)

@@ -51,7 +51,31 @@ def create_context(settings: Settings, engine: Engine | None = None) -> StudioCo
                        languages=list(v.languages), description=v.description)
     configure_task(db, settings.task, overlap=settings.overlap)
     seed_demo_questions(ctx)
+    seed_bench_results(ctx)
     return ctx
+
+
+def seed_bench_results(ctx: StudioContext) -> None:
+    """Ingest the configured benchmark results so the Leaderboard shows them; a bad file is logged, never fatal."""
+    from eval_studio.store.bench import ingest_bench_file
+    from eval_studio.store.repo import StoreError
+
+    files: list[Path] = []
+    for entry in map(Path, ctx.settings.bench_results):
+        if entry.is_dir():
+            files += sorted(entry.glob("*.json"))
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            log.warning("benchmark results %s: no such file or folder", entry)
+    for path in files:
+        try:
+            added, _ = ingest_bench_file(ctx.db, path)
+        except StoreError as e:  # e.g. a value that differs from the one stored for the same run
+            log.warning("benchmark results not ingested: %s", e)
+        else:
+            if added:
+                log.info("benchmark results %s: %d metrics added", path.name, added)
 
 
 def seed_demo_questions(ctx: StudioContext) -> None:
