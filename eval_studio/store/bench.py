@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from eval_studio.store.db import read_session, transaction
-from eval_studio.store.models import BenchmarkRun
+from eval_studio.store.models import BenchmarkRun, utcnow
 from eval_studio.store.repo import StoreError
 
 
@@ -144,7 +144,7 @@ def ingest_bench_file(engine: Engine, path: str | Path) -> tuple[int, int]:
             if existing is None:
                 s.add(BenchmarkRun(run_id=r.run_id, model=r.model, adapter=r.adapter, task=r.task, language=r.language,
                                    metric=r.metric, value=r.value, stderr=r.stderr, n=r.n, source_file=str(path),
-                                   **({"created": r.created} if r.created else {})))
+                                   created=r.created or utcnow()))
                 added += 1
             elif existing.value != r.value:
                 raise StoreError(f"{path}: {r.task}/{r.metric} for run {r.run_id} already stored with value {existing.value}")
