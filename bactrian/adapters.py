@@ -7,6 +7,7 @@ a message naming the problem.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "bactrian_adapter.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" rows in a mixed batch
+DIGEST_CHARS = 12  # AdapterInfo.digest: the short form of the weight digest
 
 
 class AdapterError(ValueError):
@@ -37,13 +39,24 @@ class AdapterInfo:
     languages: tuple[str, ...] = ()
     description: str = ""
     manifest: dict = field(default_factory=dict, hash=False, compare=False)
+    sha256: str | None = None  # full hex of the weights + adapter_config.json (see adapter_sha256); None: unknown
+
+    @property
+    def digest(self) -> str | None:
+        """Which weights these are (lineage): the first 12 hex of ``sha256``; retraining under one name changes it."""
+        return self.sha256[:DIGEST_CHARS] if self.sha256 else None
 
     @property
     def group(self) -> str:
         """How pickers group adapters: by language (multilingual ones together)."""
-        if len(self.languages) == 1:
-            return self.languages[0]
-        return "multilingual" if self.languages else "other"
+        return language_group(self.languages)
+
+
+def language_group(languages: tuple[str, ...] | list[str]) -> str:
+    """An adapter's group in pickers: its one language, "multilingual", or "other" when none is recorded."""
+    if len(languages) == 1:
+        return languages[0]
+    return "multilingual" if languages else "other"
 
 
 def _read_json(path: Path, what: str, name: str) -> dict:
@@ -73,6 +86,8 @@ def read_adapter(path: str | Path, name: str | None = None) -> AdapterInfo:
         raise AdapterError(f"adapter {label!r}: no weights ({' or '.join(WEIGHT_FILES)}) in {folder}")
     if weights[0].suffix == ".safetensors":
         _check_safetensors(weights[0], label)
+    else:
+        _check_bin(weights[0], label)
     manifest = _read_json(folder / MANIFEST, "manifest", label) if (folder / MANIFEST).is_file() else {}
     return AdapterInfo(
         name=name or manifest.get("name") or folder.name,
@@ -81,6 +96,7 @@ def read_adapter(path: str | Path, name: str | None = None) -> AdapterInfo:
         languages=tuple(manifest.get("languages", ())),
         description=manifest.get("description", ""),
         manifest=manifest,
+        sha256=adapter_sha256(folder),
     )
 
 
@@ -115,6 +131,22 @@ def _check_safetensors(path: Path, label: str) -> None:
         raise
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise AdapterError(f"adapter {label!r}: weights file {path.name} is corrupt ({e})") from e
+
+
+def _check_bin(path: Path, label: str) -> None:
+    """The older peft format (``adapter_model.bin``, a torch pickle, e.g. the published MBZUAI Bactrian-X adapters):
+    read with ``weights_only`` (tensors only, no code runs) and check it is a non-empty dict of tensors."""
+    import torch
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, garbage bytes, or a pickle that wants to run code
+        raise AdapterError(f"adapter {label!r}: weights file {path.name} is corrupt or not a tensors-only torch file "
+                           f"({_short(e)})") from e
+    if not isinstance(state, dict) or not state:
+        raise AdapterError(f"adapter {label!r}: {path.name} holds no tensors")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise AdapterError(f"adapter {label!r}: {path.name} is not a state dict of named tensors")
 
 
 def default_search_dirs(base_name: str) -> list[Path]:
@@ -271,3 +303,29 @@ class AdapterSet:
 def _short(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:300]
+
+
+def adapter_sha256(folder: str | Path) -> str | None:
+    """sha256 (hex) over an adapter folder's weight file bytes, then its ``adapter_config.json`` (canonical JSON).
+
+    Streams the weights in 1 MiB chunks. The same folder (or a byte-identical copy) always gives the same digest;
+    retrained weights or a changed config give another. ``None`` when the folder has no weights or config.
+    """
+    folder = Path(folder)
+    weights = next((folder / w for w in WEIGHT_FILES if (folder / w).is_file()), None)
+    cfg_path = folder / "adapter_config.json"
+    if weights is None or not cfg_path.is_file():
+        return None
+    h = hashlib.sha256()
+    h.update(f"bactrian-adapter-v1\0{weights.name}\0".encode())
+    with weights.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    try:
+        cfg: object = json.loads(cfg_path.read_text("utf-8"))
+        cfg_bytes = json.dumps(cfg, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        cfg_bytes = cfg_path.read_bytes()  # read_adapter reports the bad config; still a stable digest here
+    h.update(b"\0adapter_config.json\0")
+    h.update(cfg_bytes)
+    return h.hexdigest()

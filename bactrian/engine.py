@@ -1,78 +1,66 @@
-"""The generation engine: one base model, its adapters, and batched streaming decoding.
+"""The engine: one base model and its adapters, and the model math of batched decoding.
 
-Rows of one batch may use different adapters (peft mixed-batch inference, ``adapter_names=``) and
-different sampling parameters; every row streams its own tokens. One forward pass per step serves all rows.
+Rows of one batch may use different adapters (peft mixed-batch inference) and different sampling
+parameters. The engine only computes: prefill a group of new rows, run one decode step for a running batch,
+join two batches, drop rows. Which rows run when is decided by ``bactrian.service``; prompts are built by
+``bactrian.prompter`` and tokens handled by ``bactrian.tokens``.
+
+Not thread-safe by design: the generation service's one worker thread is the only caller of the model math.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 import torch
 
+from . import kvcache
 from .adapters import BASE_ADAPTER, AdapterError, AdapterSet, default_search_dirs, discover
-from .generation import GenerationParams, StopChecker, sample_next
+from .generation import GenerationParams
 from .models import DEFAULT_BASE, LoadedBase, load_base
-from .prompter import Prompter
+from .prompter import InputError, Prompter
+from .tokens import TokenCodec
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_CHARS = 20_000  # a friendly cap on one message, before tokenizing anything
-
-
-class InputError(ValueError):
-    """The request itself is bad (empty, too long, unknown variant); safe to show to the user."""
-
 
 @dataclass
-class GenRequest:
-    prompt: str
-    adapter: str | None = None  # None or the base name: the bare base model
-    params: GenerationParams = field(default_factory=GenerationParams)
-    cancelled: Callable[[], bool] = lambda: False
+class Batch:
+    """The running rows' shared state: KV cache, attention mask, last position and adapter of every row."""
 
+    adapters: list[str]
+    cache: Any
+    attention: torch.Tensor  # (rows, time) 1 for real tokens, 0 for left padding
+    positions: torch.Tensor  # (rows, 1) position id of each row's last token
 
-@dataclass
-class StreamEvent:
-    index: int
-    delta: str
-    finished: bool = False
-    finish_reason: str | None = None  # "stop" | "length" | "cancelled"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    def __len__(self) -> int:
+        return len(self.adapters)
 
-
-@dataclass
-class GenResult:
-    text: str
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
+    @property
+    def joinable(self) -> bool:
+        return kvcache.supports_joining(self.cache)
 
 
 class Engine:
-    """Base model + adapters + prompter. Thread-safe: one batch runs on the model at a time."""
+    """Base model + adapters + prompter + token codec."""
 
     def __init__(self, base: LoadedBase, adapters: AdapterSet | None = None, template: str | None = None):
         self.base = base
         self.adapters = adapters or AdapterSet(base)
         self.tokenizer = base.tokenizer
         self.prompter = Prompter.for_tokenizer(self.tokenizer, template or base.spec.template)
-        self.lock = threading.Lock()
-        # Fast tokenizers flip padding/truncation state inside Rust while encoding: concurrent calls from
-        # server threads or UI sessions raise "Already borrowed". Encoding is cheap, so one small lock suffices.
-        self.tokenizer_lock = threading.Lock()
+        self.device = base.device
         self.context_length = int(getattr(base.model.config, "max_position_embeddings", 2048) or 2048)
-        self._stop_ids = self._stop_token_ids()
-        self._banned = self._banned_token_ids()
-        # index tensors built once, not a ~6K-id Python list per row and decode step
-        self._banned_t = torch.tensor(self._banned, dtype=torch.long)
-        self._banned_stop_t = torch.tensor(sorted(set(self._banned) | self._stop_ids), dtype=torch.long)
+        self.codec = TokenCodec(
+            self.tokenizer, stop_token_ids=base.spec.stop_token_ids,
+            eos_sources=(getattr(base.model.generation_config, "eos_token_id", None),),
+            suppress_prefix=base.spec.suppress_token_prefix, template_stops=self.prompter.stop, device=self.device)
+        self._route_key: tuple[str, ...] | None = None
+        self._route_stack = ExitStack()
+        self._route_fn: Callable[..., Any] | None = None
 
     @classmethod
     def load(
@@ -83,10 +71,13 @@ class Engine:
         max_loaded: int = 16,
         include_default_dirs: bool = True,
         adapters: Iterable[str] = (),
+        device: str = "auto",
+        dtype: str = "auto",
     ) -> "Engine":
-        """Load a base and register adapters: every one found in ``adapter_dirs`` (and the default folders),
-        plus ``adapters`` given one by one as folders or Hub ids (those must succeed)."""
-        loaded = load_base(base)
+        """Load a base (on ``device`` in ``dtype``, see ``bactrian.devices``) and register adapters: every one
+        found in ``adapter_dirs`` (and the default folders), plus ``adapters`` given one by one as folders or
+        Hub ids (those must succeed)."""
+        loaded = load_base(base, dtype=dtype, device=device)
         dirs = list(adapter_dirs) + (default_search_dirs(loaded.spec.name) if include_default_dirs else [])
         infos, problems = discover(dirs)
         for p in problems:
@@ -109,54 +100,16 @@ class Engine:
         """Model ids this engine serves: the bare base, then every adapter."""
         return [self.base_name] + self.adapters.names()
 
-    # -- prompts ----------------------------------------------------------------------------------
-    def prompt_for(self, messages: list[dict[str, str]]) -> str:
-        if not messages:
-            raise InputError("messages must not be empty")
-        for m in messages:
-            if m.get("role") not in ("system", "user", "assistant"):
-                raise InputError(f"unknown message role {m.get('role')!r}")
-            if not isinstance(m.get("content"), str):
-                raise InputError("message content must be a string")
-            if len(m["content"]) > MAX_MESSAGE_CHARS:
-                raise InputError(f"a message has {len(m['content'])} characters; the limit is {MAX_MESSAGE_CHARS}")
-        if not messages[-1]["content"].strip():
-            raise InputError("the last message is empty")
-        try:
-            return self.prompter.build_chat(messages)
-        except ValueError as e:
-            raise InputError(str(e)) from e
+    def describe(self) -> str:
+        placement = self.base.placement
+        return f"{self.base_name} on {placement.describe() if placement is not None else self.device}"
 
-    def extract(self, text: str) -> str:
-        return self.prompter.extract(text)
-
-    # -- tokens -----------------------------------------------------------------------------------
-    def _stop_token_ids(self) -> set[int]:
-        ids = set(self.base.spec.stop_token_ids)
-        for src in (self.tokenizer.eos_token_id, getattr(self.base.model.generation_config, "eos_token_id", None)):
-            if isinstance(src, int):
-                ids.add(src)
-            elif isinstance(src, (list, tuple)):
-                ids.update(int(i) for i in src)
-        return ids
-
-    def _banned_token_ids(self) -> list[int]:
-        """Token ids never to sample: padding and, for Gemma after LoRA, the ``<unusedNNNN>`` tokens."""
-        banned = set()
-        if self.tokenizer.pad_token_id is not None and self.tokenizer.pad_token_id not in self._stop_ids:
-            banned.add(self.tokenizer.pad_token_id)
-        prefix = self.base.spec.suppress_token_prefix
-        if prefix:
-            banned.update(i for t, i in self.tokenizer.get_vocab().items() if t.startswith(prefix))
-        return sorted(banned)
-
-    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        bos = self.tokenizer.bos_token
-        add_special = not all(bos and p.startswith(bos) for p in prompts)  # chat templates add BOS themselves
-        with self.tokenizer_lock:
-            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special)
-        lengths = enc["attention_mask"].sum(-1).tolist()
-        return enc["input_ids"], enc["attention_mask"], [int(n) for n in lengths]
+    def resolve_adapter(self, name: str | None) -> str:
+        """The adapter a row runs with: ``BASE_ADAPTER`` for the bare base; unknown names raise AdapterError."""
+        if name in (None, "", self.base_name, BASE_ADAPTER):
+            return BASE_ADAPTER
+        self.adapters.info(name)  # raises AdapterError naming the known ones
+        return name
 
     def check_length(self, prompt_tokens: int, params: GenerationParams) -> None:
         if prompt_tokens + params.max_new_tokens > self.context_length:
@@ -165,48 +118,33 @@ class Engine:
                 f"together they exceed the context length of {self.context_length} tokens"
             )
 
-    # -- decoding ---------------------------------------------------------------------------------
-    def resolve_adapter(self, name: str | None) -> str:
-        if name in (None, "", self.base_name, BASE_ADAPTER):
-            return BASE_ADAPTER
-        self.adapters.info(name)  # raises AdapterError naming the known ones
-        return name
+    # -- adapters ---------------------------------------------------------------------------------
+    def load_adapters(self, names: Iterable[str]) -> None:
+        """Make all ``names`` resident at once (LRU-evicting others); never while a routing is registered."""
+        self._release_routing()
+        self.adapters.ensure_loaded([n for n in names if n != BASE_ADAPTER])
 
-    def prepare(self, request: GenRequest) -> int:
-        """Validate one request alone (parameters, adapter loadable, length); returns its prompt tokens.
+    def _release_routing(self) -> None:
+        self._route_stack.close()
+        self._route_stack = ExitStack()
+        self._route_key = self._route_fn = None
 
-        The server calls this before batching, so one bad request fails alone instead of failing its batch.
-        """
-        request.params.validate()
-        name = self.resolve_adapter(request.adapter)
-        if name != BASE_ADAPTER:
-            with self.lock:  # loading mutates the shared PeftModel: never while a batch decodes
-                self.adapters.ensure_loaded([name])
-        with self.tokenizer_lock:
-            n = len(self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]) + 1
-        self.check_length(n, request.params)
-        return n
+    def _forward(self, names: list[str], **kw: Any) -> Any:
+        """One forward pass with row i using adapter ``names[i]``; the routing is rebuilt only when rows change."""
+        key = tuple(names)
+        if key != self._route_key:
+            self._release_routing()
+            self._route_fn = self._routing(names, self._route_stack)
+            self._route_key = key
+        return self._route_fn(**kw)
 
-    def stream_batch(self, requests: list[GenRequest]) -> Iterator[StreamEvent]:
-        """Decode all requests together, one forward pass per step; yields each row's text deltas."""
-        if not requests:
-            return
-        for r in requests:
-            r.params.validate()
-        names = [self.resolve_adapter(r.adapter) for r in requests]
-        input_ids, attn, lengths = self.encode([r.prompt for r in requests])
-        for n, r in zip(lengths, requests):
-            self.check_length(n, r.params)
-        with self.lock:
-            yield from self._decode(requests, names, input_ids, attn, lengths)
-
-    def _forward_fn(self, names: list[str], stack: ExitStack) -> Callable[..., Any]:
+    def _routing(self, names: list[str], stack: ExitStack) -> Callable[..., Any]:
         if any(n != BASE_ADAPTER for n in names):
             self.adapters.ensure_loaded(names)  # may wrap the base in a PeftModel: fetch the model after
         model = self.adapters.model
         if all(n == BASE_ADAPTER for n in names) or not hasattr(model, "peft_config"):
             if hasattr(model, "peft_config"):
-                return lambda **kw: _with_disabled(model, kw)
+                stack.enter_context(model.disable_adapter())
             return lambda **kw: model(**kw)
         if len(set(names)) == 1:  # one adapter: plain set_adapter is cheaper than mixed-batch hooks
             model.set_adapter(names[0], inference_mode=True)
@@ -215,101 +153,61 @@ class Engine:
         if hooks is None:  # another peft layout: per-call adapter_names (correct, slower)
             return lambda **kw: model(adapter_names=names, **kw)
         # peft registers the per-row adapter hooks by walking every module on each call (~13 ms a step on
-        # Gemma 270M). The rows' adapters do not change during a decode, so register them once for all steps;
-        # the engine lock keeps any other forward off the model meanwhile.
+        # Gemma 270M). Rows change only when one joins or leaves, so register them once per composition.
         stack.enter_context(hooks(adapter_names=names))
         inner = model.base_model.model
         return lambda **kw: inner(**kw)
 
+    # -- model math -------------------------------------------------------------------------------
     @torch.inference_mode()
-    def _decode(self, requests, names, input_ids, attn, lengths) -> Iterator[StreamEvent]:
-        with ExitStack() as stack:
-            forward = self._forward_fn(names, stack)
-            yield from self._steps(forward, requests, input_ids, attn, lengths)
+    def prefill(self, prompts: list[list[int]], adapters: list[str]) -> tuple[Batch, torch.Tensor]:
+        """Run new rows' prompts (left-padded together); returns their batch and last-position logits."""
+        width = max(len(p) for p in prompts)
+        pad = self.codec.pad_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long, device=self.device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=self.device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        # logits_to_keep=1: the prefill must not build (prompt length x vocabulary) logits
+        out = self._forward(adapters, input_ids=ids, attention_mask=attention, position_ids=positions,
+                            use_cache=True, logits_to_keep=1)
+        return Batch(list(adapters), out.past_key_values, attention, positions[:, -1:]), out.logits[:, -1, :]
 
-    def _steps(self, forward, requests, input_ids, attn, lengths) -> Iterator[StreamEvent]:
-        n = len(requests)
-        params = [r.params for r in requests]
-        gens = []
-        for p in params:
-            g = None
-            if p.seed is not None and p.temperature > 0:
-                g = torch.Generator().manual_seed(p.seed)
-            gens.append(g)
-        stops = [StopChecker(self.tokenizer, list(self.prompter.stop) + p.stop) for p in params]
-        history = [input_ids[i, input_ids.shape[1] - lengths[i] :].tolist() for i in range(n)]
-        done = [False] * n
-        counts = [0] * n
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
-        past = None
-        cur_ids = input_ids
-        max_steps = max(p.max_new_tokens for p in params)
-        for _step in range(max_steps):
-            # logits_to_keep=1: the prefill must not build (prompt length x vocabulary) logits
-            out = forward(input_ids=cur_ids, attention_mask=attn, position_ids=position_ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = out.past_key_values
-            logits = out.logits[:, -1, :]
-            banned = [self._banned_stop_t if (p.ignore_eos or counts[i] < p.min_tokens) else self._banned_t for i, p in enumerate(params)]
-            chosen = sample_next(logits, params, history, gens, banned)
-            next_ids = []
-            for i in range(n):
-                tok = chosen[i]
-                if done[i]:
-                    next_ids.append(pad)
-                    continue
-                if requests[i].cancelled():
-                    done[i] = True
-                    next_ids.append(pad)
-                    yield StreamEvent(i, "", True, "cancelled", lengths[i], counts[i])
-                    continue
-                next_ids.append(tok)
-                if tok in self._stop_ids and not params[i].ignore_eos:
-                    done[i] = True
-                    yield StreamEvent(i, stops[i].finish(), True, "stop", lengths[i], counts[i])
-                    continue
-                counts[i] += 1
-                history[i].append(tok)
-                delta = stops[i].push(tok)
-                if stops[i].stopped and counts[i] >= params[i].min_tokens:
-                    done[i] = True
-                    yield StreamEvent(i, delta, True, "stop", lengths[i], counts[i])
-                elif counts[i] >= params[i].max_new_tokens:
-                    done[i] = True
-                    yield StreamEvent(i, delta + stops[i].finish(), True, "length", lengths[i], counts[i])
-                elif delta:
-                    yield StreamEvent(i, delta, False, None, lengths[i], counts[i])
-            if all(done):
-                return
-            cur_ids = torch.tensor(next_ids, dtype=torch.long).unsqueeze(1)
-            attn = torch.cat([attn, torch.ones((n, 1), dtype=attn.dtype)], dim=1)
-            position_ids = position_ids[:, -1:] + 1
+    @torch.inference_mode()
+    def decode(self, batch: Batch, tokens: list[int]) -> torch.Tensor:
+        """One step: feed each row its last chosen token; returns next-token logits (rows x vocabulary)."""
+        ids = torch.tensor(tokens, dtype=torch.long, device=self.device).unsqueeze(1)
+        batch.attention = torch.cat([batch.attention, batch.attention.new_ones((len(batch), 1))], dim=1)
+        batch.positions = batch.positions + 1
+        out = self._forward(batch.adapters, input_ids=ids, attention_mask=batch.attention, position_ids=batch.positions,
+                            past_key_values=batch.cache, use_cache=True, logits_to_keep=1)
+        batch.cache = out.past_key_values
+        return out.logits[:, -1, :]
 
-    def generate_batch(self, requests: list[GenRequest]) -> list[GenResult]:
-        texts = [""] * len(requests)
-        results: list[GenResult | None] = [None] * len(requests)
-        for ev in self.stream_batch(requests):
-            texts[ev.index] += ev.delta
-            if ev.finished:
-                results[ev.index] = GenResult(texts[ev.index], ev.finish_reason or "stop", ev.prompt_tokens, ev.completion_tokens)
-        return [r for r in results if r is not None]
+    @staticmethod
+    def join(a: Batch | None, b: Batch) -> Batch:
+        """One batch with a's rows then b's rows (right-aligned on one time axis)."""
+        if a is None or not len(a):
+            return b
+        width = max(a.attention.shape[1], b.attention.shape[1])
 
-    def generate(self, prompt: str, adapter: str | None = None, params: GenerationParams | None = None) -> GenResult:
-        return self.generate_batch([GenRequest(prompt, adapter, params or GenerationParams())])[0]
+        def pad(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t.new_zeros((t.shape[0], width - t.shape[1])), t], dim=1)
 
-    def chat(self, messages: list[dict[str, str]], adapter: str | None = None, params: GenerationParams | None = None) -> Iterator[str]:
-        """Stream the reply to OpenAI-style messages (text deltas)."""
-        req = GenRequest(self.prompt_for(messages), adapter, params or GenerationParams())
-        for ev in self.stream_batch([req]):
-            if ev.delta:
-                yield ev.delta
+        return Batch(a.adapters + b.adapters, kvcache.join(a.cache, b.cache),
+                     torch.cat([pad(a.attention), pad(b.attention)]), torch.cat([a.positions, b.positions]))
 
-    def timed(self, requests: list[GenRequest]) -> tuple[list[GenResult], float]:
-        t0 = time.perf_counter()
-        res = self.generate_batch(requests)
-        return res, time.perf_counter() - t0
-
-
-def _with_disabled(model: Any, kw: dict) -> Any:
-    with model.disable_adapter():
-        return model(**kw)
+    @staticmethod
+    def keep(batch: Batch, rows: list[int]) -> Batch | None:
+        """The batch with only ``rows`` left (None when empty); columns no row needs any more are dropped."""
+        if not rows:
+            return None
+        if rows == list(range(len(batch))):
+            return batch
+        index = torch.tensor(rows, dtype=torch.long, device=batch.attention.device)
+        attention = batch.attention.index_select(0, index)
+        cache = kvcache.select(batch.cache, rows)
+        unused = int((attention.sum(0) == 0).long().cumprod(0).sum())  # leading all-padding columns
+        if unused:
+            cache = kvcache.trim_left(cache, unused)
+            attention = attention[:, unused:]
+        return Batch([batch.adapters[i] for i in rows], cache, attention, batch.positions.index_select(0, index))

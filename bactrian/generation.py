@@ -62,13 +62,16 @@ def sample_next(
     generators: list[torch.Generator | None],
     banned: list[list[int] | torch.Tensor],
 ) -> list[int]:
-    """Pick one token per row, each row with its own parameters (rows of a mixed batch differ)."""
+    """Pick one token per row, each row with its own parameters (rows of a mixed batch differ).
+
+    Works on the logits' device; ``banned`` tensors and ``generators`` must live there too.
+    """
     logits = logits.float()
     out: list[int] = []
     for i, p in enumerate(params):
         row = logits[i].clone()
         if p.repetition_penalty != 1.0 and history[i]:
-            idx = torch.tensor(sorted(set(history[i])), dtype=torch.long)
+            idx = torch.tensor(sorted(set(history[i])), dtype=torch.long, device=row.device)
             vals = row[idx]
             row[idx] = torch.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
         if len(banned[i]):

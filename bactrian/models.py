@@ -190,28 +190,43 @@ class LoadedBase:
     tokenizer: Any
     load_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    placement: Any = None  # bactrian.devices.Placement: the device and dtype every parameter is on
+
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` the model is on (inputs go here)."""
+        return self.placement.device if self.placement is not None else self.model.device
 
 
-def load_base(name: str = DEFAULT_BASE, dtype: str = "float32", device: str | None = None) -> LoadedBase:
-    """Load a base model and its tokenizer (left padding, a pad token), ready for batched generation."""
+def load_base(name: str = DEFAULT_BASE, dtype: Any = "auto", device: Any = "auto") -> LoadedBase:
+    """Load a base model and its tokenizer (left padding, a pad token), ready for batched generation.
+
+    ``device``/``dtype``: ``auto`` or an explicit choice (see ``bactrian.devices``), resolved before anything
+    loads (a bad one raises ``DeviceError``); the weights are loaded in that dtype straight onto that device.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .devices import resolve_placement
+
+    placement = resolve_placement(device, dtype)
     spec = get_spec(name)
     t0 = time.time()
-    folder = materialize(name)
+    folder = materialize(name)  # the dequantize cache stays float32 on disk; the dtype applies at load
+    # On an accelerator, device_map places every weight there as it loads (no full copy in CPU memory first).
+    where = {} if placement.device.type == "cpu" else {"device_map": {"": str(placement.device)}}
     try:
         tok = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=placement.dtype, **where)
     except OSError as e:
         hint = " (HF_HUB_OFFLINE is set: download it first or pass a local folder)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise ModelError(f"cannot load base model {name!r}: {e}{hint}") from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    if device:
-        model.to(device)
+    model.to(placement.device)  # a no-op when device_map put it there; dtype stays as loaded (fp32-kept modules too)
     model.eval()
-    return LoadedBase(spec=spec, model=model, tokenizer=tok, load_seconds=time.time() - t0)
+    log.info("loaded %s on %s in %.1fs", spec.name, placement.describe(), time.time() - t0)
+    return LoadedBase(spec=spec, model=model, tokenizer=tok, load_seconds=time.time() - t0, placement=placement)
 
 
 def list_bases() -> list[dict]:

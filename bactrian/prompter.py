@@ -12,6 +12,26 @@ from importlib import resources
 from typing import Any
 
 CHAT = "chat"
+MAX_MESSAGE_CHARS = 20_000  # a friendly cap on one message, before tokenizing anything
+
+
+class InputError(ValueError):
+    """The request itself is bad (empty, too long, unknown variant); safe to show to the user."""
+
+
+def check_messages(messages: list[dict[str, str]]) -> None:
+    """Refuse OpenAI-style messages no prompt can be built from, naming the problem."""
+    if not messages:
+        raise InputError("messages must not be empty")
+    for m in messages:
+        if m.get("role") not in ("system", "user", "assistant"):
+            raise InputError(f"unknown message role {m.get('role')!r}")
+        if not isinstance(m.get("content"), str):
+            raise InputError("message content must be a string")
+        if len(m["content"]) > MAX_MESSAGE_CHARS:
+            raise InputError(f"a message has {len(m['content'])} characters; the limit is {MAX_MESSAGE_CHARS}")
+    if not messages[-1]["content"].strip():
+        raise InputError("the last message is empty")
 
 
 def template_names() -> list[str]:
@@ -86,6 +106,14 @@ class Prompter:
         if system:
             return prompt + self.prompt_input.format(instruction=system, input=last)
         return prompt + self.prompt_no_input.format(instruction=last)
+
+    def prompt_for(self, messages: list[dict[str, str]]) -> str:
+        """The prompt for a chat request, after checking the messages (``InputError`` names what is wrong)."""
+        check_messages(messages)
+        try:
+            return self.build_chat(messages)
+        except ValueError as e:
+            raise InputError(str(e)) from e
 
     def extract(self, output: str) -> str:
         """The reply: the text after the last response split, cut at the first stop string."""

@@ -1,7 +1,8 @@
 """An OpenAI-compatible HTTP server over the engine: ``/v1/models`` and ``/v1/chat/completions``.
 
-Model ids are the base name and every adapter name. Concurrent requests (for any mix of adapters) are
-decoded together by the batch scheduler. Errors use OpenAI's body shape: ``{"error": {"message", "type",
+Model ids are the base name and every adapter name. Every request goes through one generation service
+(``bactrian.service``): concurrent requests for any mix of adapters decode together, a new one joining the
+running batch at the next step; a client that disconnects frees its row; a full queue answers 429. Errors use OpenAI's body shape: ``{"error": {"message", "type",
 "param", "code"}}``. Accepts vLLM's extras ``ignore_eos`` and ``min_tokens``.
 """
 
@@ -21,13 +22,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .adapters import AdapterError
-from .engine import Engine, GenRequest, InputError, StreamEvent
 from .generation import GenerationParams
-from .scheduler import BatchScheduler, Ticket
+from .prompter import InputError
+from .service import Busy, GenerationService, GenRequest, Stream, StreamEvent
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
+DISCONNECT_POLL_S = 0.5  # how often a waiting request checks that its client is still there
 
 
 class Message(BaseModel):
@@ -65,18 +67,16 @@ def _err(status: int, message: str, **kw: Any) -> JSONResponse:
     return JSONResponse(error_body(message, **kw), status_code=status)
 
 
-def create_app(engine: Engine, max_batch: int = 8, window_s: float = 0.02) -> FastAPI:
-    """The ASGI app; one scheduler per app (no module state, so tests can run several)."""
-    scheduler = BatchScheduler(engine, max_batch=max_batch, window_s=window_s)
+def create_app(service: GenerationService) -> FastAPI:
+    """The ASGI app over one generation service (no module state, so tests can run several)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
-        scheduler.close()
+        service.close()
 
     app = FastAPI(title="Bactrian-X OpenAI-compatible server", lifespan=lifespan)
-    app.state.engine = engine
-    app.state.scheduler = scheduler
+    app.state.service = service
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -93,23 +93,31 @@ def create_app(engine: Engine, max_batch: int = 8, window_s: float = 0.02) -> Fa
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "base": engine.base_name, "batches_run": scheduler.batches_run}
+        return {"status": "ok", "base": service.base_name, "engine": service.describe(), "stats": dict(getattr(service, "stats", {}))}
 
     @app.get("/v1/models")
     async def models() -> dict:
         created = int(time.time())
-        data = [{"id": engine.base_name, "object": "model", "created": created, "owned_by": "bactrian", "root": engine.base_name, "parent": None}]
-        for info in engine.adapters.infos():
-            data.append({"id": info.name, "object": "model", "created": created, "owned_by": "bactrian", "root": engine.base_name, "parent": engine.base_name, "languages": list(info.languages)})
+        base = service.base_name
+        data = []
+        for v in service.variants():
+            entry = {"id": v.name, "object": "model", "created": created, "owned_by": "bactrian", "root": base,
+                     "parent": None if v.kind == "base" else base, "languages": list(v.languages)}
+            if v.digest:
+                entry["digest"] = v.digest  # lineage: which weights answer under this name
+            data.append(entry)
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest, request: Request):
-        if body.model not in engine.variants():
-            return _err(400, f"unknown model {body.model!r}; available: {', '.join(engine.variants())}", param="model", code="model_not_found")
+        names = [v.name for v in service.variants()]
+        if body.model not in names:
+            return _err(400, f"unknown model {body.model!r}; available: {', '.join(names)}", param="model", code="model_not_found")
         if body.n != 1:
             return _err(400, "only n=1 is supported", param="n")
         stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[StreamEvent | Exception] = asyncio.Queue()
         try:
             params = GenerationParams(
                 max_new_tokens=next((v for v in (body.max_completion_tokens, body.max_tokens) if v is not None), 256),
@@ -122,30 +130,29 @@ def create_app(engine: Engine, max_batch: int = 8, window_s: float = 0.02) -> Fa
                 ignore_eos=body.ignore_eos,
                 stop=stop,
             ).validate()
-            prompt = engine.prompt_for([m.model_dump() for m in body.messages])
-        except (ValueError, InputError) as e:
-            return _err(400, str(e))
-        gen = GenRequest(prompt, None if body.model == engine.base_name else body.model, params)
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[StreamEvent | Exception] = asyncio.Queue()
-        ticket = Ticket(gen, lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
-        scheduler.submit(ticket)
+            stream = service.submit(GenRequest(body.model, [m.model_dump() for m in body.messages], params=params),
+                                    on_event=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
+        except Exception as e:  # noqa: BLE001 - bad input, busy: mapped to a status code
+            return _error_response(e)
         rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
+        first = await _next_event(events, stream, request)  # errors before the first token get a status code
+        if first is None:
+            return _err(499, "client closed the request", code="cancelled")
+        if isinstance(first, Exception):
+            return _error_response(first)
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
-            first = await events.get()  # errors before the first token still get a proper status code
-            if isinstance(first, Exception):
-                return _error_response(first)
-            return StreamingResponse(_sse(first, events, ticket, request, rid, created, body.model, include_usage), media_type="text/event-stream")
-        text = ""
-        while True:
-            ev = await events.get()
-            if isinstance(ev, Exception):
-                return _error_response(ev)
+            return StreamingResponse(_sse(first, events, stream, request, rid, created, body.model, include_usage), media_type="text/event-stream")
+        text, ev = first.delta, first
+        while not ev.finished:
+            nxt = await _next_event(events, stream, request)
+            if nxt is None:
+                return _err(499, "client closed the request", code="cancelled")
+            if isinstance(nxt, Exception):
+                return _error_response(nxt)
+            ev = nxt
             text += ev.delta
-            if ev.finished:
-                break
         usage = {"prompt_tokens": ev.prompt_tokens, "completion_tokens": ev.completion_tokens, "total_tokens": ev.prompt_tokens + ev.completion_tokens}
         return {
             "id": rid,
@@ -159,7 +166,22 @@ def create_app(engine: Engine, max_batch: int = 8, window_s: float = 0.02) -> Fa
     return app
 
 
+async def _next_event(events: asyncio.Queue, stream: Stream, request: Request) -> StreamEvent | Exception | None:
+    """The next event; None (and the row cancelled) once the client has gone, checked while waiting too."""
+    while True:
+        try:
+            return await asyncio.wait_for(events.get(), timeout=DISCONNECT_POLL_S)
+        except asyncio.TimeoutError:
+            if await request.is_disconnected():
+                stream.cancel()
+                return None
+
+
 def _error_response(e: Exception) -> JSONResponse:
+    if isinstance(e, Busy):
+        resp = _err(429, str(e), type_="server_busy", code="busy")
+        resp.headers["Retry-After"] = "1"
+        return resp
     if isinstance(e, (InputError, AdapterError, ValueError)):
         code = "context_length_exceeded" if "context length" in str(e) else None
         return _err(400, str(e), code=code)
@@ -167,7 +189,7 @@ def _error_response(e: Exception) -> JSONResponse:
     return _err(500, f"generation failed: {type(e).__name__}", type_="server_error")
 
 
-async def _sse(first, events, ticket: Ticket, request: Request, rid: str, created: int, model: str, include_usage: bool):
+async def _sse(first, events, stream: Stream, request: Request, rid: str, created: int, model: str, include_usage: bool):
     def chunk(delta: dict, finish: str | None, usage: dict | None = None) -> str:
         payload = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
         if usage is not None:
@@ -188,16 +210,9 @@ async def _sse(first, events, ticket: Ticket, request: Request, rid: str, create
                 if include_usage:
                     yield chunk({}, None, {"prompt_tokens": ev.prompt_tokens, "completion_tokens": ev.completion_tokens, "total_tokens": ev.prompt_tokens + ev.completion_tokens})
                 break
-            if await request.is_disconnected():
-                ticket.cancelled.set()
+            ev = await _next_event(events, stream, request)
+            if ev is None:
                 return
-            ev = await events.get()
         yield "data: [DONE]\n\n"
     finally:
-        ticket.cancelled.set()  # a client that went away frees its batch row
-
-
-def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8000, log_level: str = "warning") -> None:
-    import uvicorn
-
-    uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level)
+        stream.cancel()  # a client that went away frees its batch row at the next step

@@ -64,7 +64,8 @@ def main() -> None:
     import openai
 
     from bactrian.adapters import default_search_dirs, discover
-    from bactrian.engine import Engine, GenRequest
+    from bactrian.engine import Engine
+    from bactrian.service import GenRequest, LocalService
     from bactrian.generation import GenerationParams
     from bactrian.models import get_spec, load_base
 
@@ -77,10 +78,15 @@ def main() -> None:
     names = engine.adapters.names()[:2]
     g = GenerationParams(max_new_tokens=args.tokens, temperature=0, ignore_eos=True)
     prompt = engine.prompter.build("Write a short story about a camel crossing the desert.")
-    reqs = [GenRequest(prompt, n, g) for n in names]
-    engine.generate_batch(reqs)  # warm-up: loads both adapters
-    seq = timed(lambda: [engine.generate_batch([r]) for r in reqs], args.repeat)
-    bat = timed(lambda: engine.generate_batch(reqs), args.repeat)
+    reqs = [GenRequest(n, prompt=prompt, params=g) for n in names]
+    service = LocalService(engine)
+
+    def run(batch):  # submitted together: one mixed batch
+        return [s.result() for s in [service.submit(r) for r in batch]]
+
+    run(reqs)  # warm-up: loads both adapters
+    seq = timed(lambda: [run([r]) for r in reqs], args.repeat)
+    bat = timed(lambda: run(reqs), args.repeat)
     n_tok = 2 * args.tokens
     rows = [("P1 two adapters, one mixed batch", f"{n_tok / bat:.1f} tok/s", f"{n_tok / seq:.1f} tok/s sequential", f"{seq / bat:.2f}x", ">= 1.7x")]
 
@@ -88,7 +94,7 @@ def main() -> None:
     from bactrian.server import create_app
     from tests.helpers import LiveServer
 
-    with LiveServer(create_app(engine, window_s=0.05)) as srv:
+    with LiveServer(create_app(service)) as srv:
         client = openai.OpenAI(base_url=srv.base_url, api_key="bench", max_retries=0)
 
         def ask(name):

@@ -6,6 +6,11 @@
 | ``BACTRIAN_DB`` (or ``BACTRIAN_STUDIO_DB``) | SQLAlchemy URL of the store | ``sqlite:///$BACTRIAN_HOME/studio.db`` |
 | ``BACTRIAN_BASE`` | base model name, folder or Hub id | ``gemma-3-270m`` |
 | ``BACTRIAN_ADAPTERS_DIR`` | extra adapter folders (``os.pathsep``-separated) | none |
+| ``BACTRIAN_DEVICE`` | where the local model runs: ``auto`` (CUDA, else Apple ``mps``, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps`` | ``auto`` |
+| ``BACTRIAN_DTYPE`` | its dtype: ``auto`` (bfloat16 on GPUs that have it, float16 on older GPUs, float32 on CPU/mps), ``float32``, ``bfloat16``, ``float16`` | ``auto`` |
+| ``BACTRIAN_ENGINE_URL`` | run on an OpenAI-compatible server (vLLM, another ``bactrian serve``) instead of a local model; variants come from its ``/v1/models`` | none: the local model |
+| ``BACTRIAN_ENGINE_API_KEY_ENV`` | the *name* of the variable holding that server's key | none |
+| ``BACTRIAN_MAX_ROWS`` / ``BACTRIAN_MAX_QUEUE`` | local engine: rows decoded together / requests waiting before "busy, retry" | 16 / 64 |
 | ``BACTRIAN_EXTERNAL_MODELS`` | JSON list of ``{name, base_url, model, api_key_env}`` | none |
 | ``BACTRIAN_BATTLE_EXTERNAL`` | random battles may draw external models | true |
 | ``BACTRIAN_USERS_FILE`` / ``BACTRIAN_USERS`` | annotator accounts (see ``eval_studio.auth``) | none |
@@ -55,6 +60,12 @@ class Settings:
     db_url: str | None = None  # None: eval_studio.store.db.default_url()
     base: str = "gemma-3-270m"
     adapters_dirs: tuple[str, ...] = ()
+    engine_url: str | None = None  # a remote OpenAI-compatible engine instead of the local model
+    engine_api_key_env: str | None = None
+    max_rows: int = 16
+    max_queue: int = 64
+    device: str = "auto"  # bactrian.devices.resolve_device
+    dtype: str = "auto"  # bactrian.devices.resolve_dtype
     include_default_adapters: bool = True
     external_models: tuple[ExternalModel, ...] = ()
     battle_external: bool = True  # may random battles draw external (paid) models?
@@ -76,7 +87,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        from bactrian.engine import MAX_MESSAGE_CHARS
+        from bactrian.prompter import MAX_MESSAGE_CHARS
 
         cap = _int(env, "BACTRIAN_MAX_MESSAGE_CHARS", MAX_MESSAGE_CHARS)
         if not 1 <= cap <= MAX_MESSAGE_CHARS:
@@ -84,6 +95,13 @@ class Settings:
         overlap = _int(env, "BACTRIAN_OVERLAP", 2)
         if overlap < 1:
             raise SettingsError(f"BACTRIAN_OVERLAP must be at least 1, got {overlap}")
+        device, dtype = env.get("BACTRIAN_DEVICE") or "auto", env.get("BACTRIAN_DTYPE") or "auto"
+        from bactrian.devices import DeviceError, resolve_placement
+
+        try:
+            resolve_placement(device, dtype)  # fail at start, naming the variable, not at the first load
+        except DeviceError as e:
+            raise SettingsError(f"BACTRIAN_DEVICE={device!r} / BACTRIAN_DTYPE={dtype!r}: {e}") from e
         lang = env.get("BACTRIAN_UI_LANG", "en")
         if lang not in ("en", "zh"):
             raise SettingsError(f"BACTRIAN_UI_LANG must be en or zh, got {lang!r}")
@@ -91,6 +109,12 @@ class Settings:
             db_url=env.get("BACTRIAN_DB") or env.get("BACTRIAN_STUDIO_DB") or None,
             base=env.get("BACTRIAN_BASE") or "gemma-3-270m",
             adapters_dirs=tuple(p for p in env.get("BACTRIAN_ADAPTERS_DIR", "").split(os.pathsep) if p),
+            engine_url=env.get("BACTRIAN_ENGINE_URL") or None,
+            engine_api_key_env=env.get("BACTRIAN_ENGINE_API_KEY_ENV") or None,
+            max_rows=_positive(env, "BACTRIAN_MAX_ROWS", 16),
+            max_queue=_positive(env, "BACTRIAN_MAX_QUEUE", 64),
+            device=device,
+            dtype=dtype,
             external_models=parse_external_models(env.get("BACTRIAN_EXTERNAL_MODELS", "")),
             battle_external=_bool(env, "BACTRIAN_BATTLE_EXTERNAL", True),
             users_file=env.get("BACTRIAN_USERS_FILE") or env.get("BACTRIAN_STUDIO_USERS_FILE") or None,
@@ -141,6 +165,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

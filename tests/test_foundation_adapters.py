@@ -6,15 +6,26 @@ import shutil
 import pytest
 
 from bactrian.adapters import AdapterError, AdapterSet, read_adapter
-from bactrian.engine import Engine, GenRequest
+from bactrian.engine import Engine
+from bactrian.service import GenRequest, LocalService
 from bactrian.generation import GenerationParams
 from bactrian.models import load_base
 
 GREEDY = GenerationParams(max_new_tokens=10, temperature=0, repetition_penalty=1.0, ignore_eos=True)
 
 
+def _req(prompt, adapter, params):
+    return GenRequest(adapter or "__base__", prompt=prompt, params=params)
+
+
 def _texts(engine, reqs):
-    return [r.text for r in engine.generate_batch(reqs)]
+    """Submit all at once (they decode in one batch) through a generation service over ``engine``."""
+    service = LocalService(engine)
+    try:
+        streams = [service.submit(r) for r in reqs]
+        return [s.result().text for s in streams]
+    finally:
+        service.close()
 
 
 def test_adapters_differ_and_mixed_batch_equals_single(tiny_engine):
@@ -22,10 +33,10 @@ def test_adapters_differ_and_mixed_batch_equals_single(tiny_engine):
     assert set(e.variants()) == {e.base_name, "alpha", "beta"}
     prompt = e.prompter.build("Hi")
     base_model = e.base.model
-    single = {name: _texts(e, [GenRequest(prompt, name, GREEDY)])[0] for name in (None, "alpha", "beta")}
+    single = {name: _texts(e, [_req(prompt, name, GREEDY)])[0] for name in (None, "alpha", "beta")}
     assert len(set(single.values())) == 3, single  # base, alpha and beta all answer differently
     assert e.base.model is base_model  # switching never reloaded the base
-    mixed = _texts(e, [GenRequest(prompt, "alpha", GREEDY), GenRequest(prompt, "beta", GREEDY), GenRequest(prompt, None, GREEDY)])
+    mixed = _texts(e, [_req(prompt, "alpha", GREEDY), _req(prompt, "beta", GREEDY), _req(prompt, None, GREEDY)])
     assert mixed == [single["alpha"], single["beta"], single[None]]
 
 
@@ -33,8 +44,8 @@ def test_mixed_lengths_padding_keeps_first_tokens(tiny_engine):
     e = tiny_engine
     short, long_ = e.prompter.build("Hi"), e.prompter.build("Hi, tell me about the capital of France and Spain please")
     g = GenerationParams(max_new_tokens=4, temperature=0, repetition_penalty=1.0, ignore_eos=True)
-    alone = [_texts(e, [GenRequest(short, "alpha", g)])[0], _texts(e, [GenRequest(long_, "beta", g)])[0]]
-    together = _texts(e, [GenRequest(short, "alpha", g), GenRequest(long_, "beta", g)])
+    alone = [_texts(e, [_req(short, "alpha", g)])[0], _texts(e, [_req(long_, "beta", g)])[0]]
+    together = _texts(e, [_req(short, "alpha", g), _req(long_, "beta", g)])
     assert together == alone
 
 
@@ -60,11 +71,11 @@ def test_eviction_and_switching_after_loading_inside_a_decode(tiny_base, tiny_ad
     aset.register_path(tiny_adapters["beta"])
     e = Engine(base, aset)
     prompt = e.prompter.build("Hi")
-    first = _texts(e, [GenRequest(prompt, "alpha", GREEDY)])
-    _texts(e, [GenRequest(prompt, "beta", GREEDY)])  # evicts alpha
+    first = _texts(e, [_req(prompt, "alpha", GREEDY)])
+    _texts(e, [_req(prompt, "beta", GREEDY)])  # evicts alpha
     assert aset.loaded == ["beta"]
     aset.activate("alpha")
-    assert _texts(e, [GenRequest(prompt, "alpha", GREEDY)]) == first
+    assert _texts(e, [_req(prompt, "alpha", GREEDY)]) == first
 
 
 def test_unknown_other_base_and_corrupt_adapters_are_refused(tiny_engine, tiny_adapters, tmp_path):
@@ -118,8 +129,8 @@ def test_adapter_with_wrong_shapes_fails_cleanly_and_engine_keeps_working(tiny_e
     (wrong / "adapter_config.json").write_text(json.dumps(cfg))
     tiny_engine.adapters.register_path(wrong, "wrong")
     with pytest.raises(AdapterError, match="does not fit"):
-        tiny_engine.generate(tiny_engine.prompter.build("Hi"), "wrong", GREEDY)
-    assert tiny_engine.generate(tiny_engine.prompter.build("Hi"), "alpha", GREEDY).completion_tokens == 10
+        _texts(tiny_engine, [_req(tiny_engine.prompter.build("Hi"), "wrong", GREEDY)])
+    assert _texts(tiny_engine, [_req(tiny_engine.prompter.build("Hi"), "alpha", GREEDY)])[0]
 
 
 def test_bad_generation_parameters_are_named(tiny_engine):
@@ -131,15 +142,17 @@ def test_bad_generation_parameters_are_named(tiny_engine):
 def test_streaming_seeded_sampling_and_stop_strings(tiny_engine):
     e = tiny_engine
     p = GenerationParams(max_new_tokens=12, temperature=1.0, seed=7, repetition_penalty=1.0, ignore_eos=True)
-    a = _texts(e, [GenRequest(e.prompter.build("Hi"), "alpha", p)])
-    b = _texts(e, [GenRequest(e.prompter.build("Hi"), "alpha", p)])
+    a = _texts(e, [_req(e.prompter.build("Hi"), "alpha", p)])
+    b = _texts(e, [_req(e.prompter.build("Hi"), "alpha", p)])
     assert a == b  # same seed, same text
-    deltas = list(e.chat([{"role": "user", "content": "Hi"}], "beta", GREEDY))
-    assert "".join(deltas) == _texts(e, [GenRequest(e.prompter.build("Hi"), "beta", GREEDY)])[0]
-    full = _texts(e, [GenRequest(e.prompter.build("Hi"), "beta", GREEDY)])[0]
+    service = LocalService(e)
+    deltas = [ev.delta for ev in service.submit(GenRequest("beta", [{"role": "user", "content": "Hi"}], params=GREEDY))]
+    service.close()
+    assert "".join(deltas) == _texts(e, [_req(e.prompter.build("Hi"), "beta", GREEDY)])[0]
+    full = _texts(e, [_req(e.prompter.build("Hi"), "beta", GREEDY)])[0]
     if len(full) > 3:
         stop = full[2:4]
-        cut = _texts(e, [GenRequest(e.prompter.build("Hi"), "beta", GenerationParams(**{**GREEDY.as_dict(), "stop": [stop]}))])[0]
+        cut = _texts(e, [_req(e.prompter.build("Hi"), "beta", GenerationParams(**{**GREEDY.as_dict(), "stop": [stop]}))])[0]
         assert stop not in cut and full.startswith(cut)
 
 
@@ -160,9 +173,9 @@ def test_bloom_path_with_local_folder_standing_in_for_the_hub_model(tmp_path):
     e = Engine.load(str(base_dir), [str(tmp_path / "adapters")], include_default_dirs=False)
     assert set(e.adapters.names()) == {"bactrian-zh", "bactrian-es"}
     prompt = e.prompter.build("Hola")
-    single = [e.generate(prompt, n, GREEDY).text for n in ("bactrian-zh", "bactrian-es")]
+    single = [_texts(e, [_req(prompt, n, GREEDY)])[0] for n in ("bactrian-zh", "bactrian-es")]
     assert single[0] != single[1]
-    assert _texts(e, [GenRequest(prompt, "bactrian-zh", GREEDY), GenRequest(prompt, "bactrian-es", GREEDY)]) == single
+    assert _texts(e, [_req(prompt, "bactrian-zh", GREEDY), _req(prompt, "bactrian-es", GREEDY)]) == single
 
 
 def test_hub_adapter_offline_and_not_cached_is_a_clear_error(tiny_engine, monkeypatch, tmp_path):

@@ -7,6 +7,7 @@ from bactrian.engine import Engine
 from bactrian.generation import GenerationParams
 from bactrian.models import is_cached
 from bactrian.server import create_app
+from bactrian.service import GenRequest, LocalService, generate
 from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -16,14 +17,17 @@ pytestmark = pytest.mark.slow
 def gemma():
     if not is_cached("gemma-3-270m"):
         pytest.skip("gemma-3-270m is not cached yet: the README's set-up command builds the cache first")
-    return Engine.load("gemma-3-270m", include_default_dirs=True)
+    service = LocalService(Engine.load("gemma-3-270m", include_default_dirs=True))
+    yield service
+    service.close()
 
 
 def test_gemma_from_cache_generates_and_serves(gemma):
-    assert gemma.base.load_seconds < 60  # from the safetensors cache, not a fresh GGUF dequantization
-    assert gemma.prompter.name == "bactrian-x" and not gemma.tokenizer.chat_template
+    engine = gemma.engine
+    assert engine.base.load_seconds < 60  # from the safetensors cache, not a fresh GGUF dequantization
+    assert engine.prompter.name == "bactrian-x" and not engine.tokenizer.chat_template
     g = GenerationParams(max_new_tokens=16, temperature=0)
-    text = gemma.generate(gemma.prompter.build("What is the capital of France?"), None, g).text
+    text = generate(gemma, GenRequest("gemma-3-270m", prompt=engine.prompter.build("What is the capital of France?"), params=g)).text
     assert text.strip()
     with LiveServer(create_app(gemma)) as s:
         c = openai.OpenAI(base_url=s.base_url, api_key="x", max_retries=0)
@@ -39,5 +43,8 @@ def test_smollm2_uses_its_chat_template():
         pytest.skip("smollm2-135m-instruct is not cached yet: the README's set-up command builds the cache first")
     e = Engine.load("smollm2-135m-instruct", include_default_dirs=False)
     assert e.prompter.name == "chat"
-    reply = "".join(e.chat([{"role": "user", "content": "What is the capital of France?"}], None, GenerationParams(max_new_tokens=20, temperature=0)))
+    service = LocalService(e)
+    reply = generate(service, GenRequest(e.base_name, [{"role": "user", "content": "What is the capital of France?"}],
+                                         params=GenerationParams(max_new_tokens=20, temperature=0))).text
+    service.close()
     assert "Paris" in reply

@@ -18,19 +18,21 @@ def gemma_studio(tmp_path_factory):
     from bactrian.engine import Engine
     from bactrian.models import is_cached
     from bactrian.server import create_app
+    from bactrian.service import LocalService
     from eval_studio.settings import ExternalModel, Settings
     from tests.helpers import LiveServer
 
     if not is_cached("gemma-3-270m"):
         pytest.skip("gemma-3-270m is not cached yet (set BACTRIAN_CACHE, or run the README's set-up command)")
-    engine = Engine.load("gemma-3-270m", include_default_dirs=True)
-    with LiveServer(create_app(engine)) as served:
+    # one service (one worker on the model) behind both the studio and the served "external" copy
+    service = LocalService(Engine.load("gemma-3-270m", include_default_dirs=True))
+    with LiveServer(create_app(service)) as served:
         settings = Settings(
             db_url=f"sqlite:///{tmp_path_factory.mktemp('gemma-studio') / 'studio.db'}", users_text=users_text(),
             pregenerate=0, external_models=(ExternalModel("gemma-served", served.base_url, "gemma-3-270m"),),
             gen_defaults={"max_new_tokens": 24, "temperature": 0.0, "repetition_penalty": 1.1},
         )
-        with RunningStudio(settings, engine) as app:
+        with RunningStudio(settings, service) as app:
             yield app
 
 

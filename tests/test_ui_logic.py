@@ -86,21 +86,23 @@ def test_external_models_parse():
 def ctx(tiny_base, tiny_adapters, tmp_path_factory):
     from bactrian.engine import Engine
     from bactrian.server import create_app
+    from bactrian.service import LocalService
     from eval_studio.settings import ExternalModel
     from eval_studio.ui.context import create_context
     from tests.helpers import LiveServer
 
-    engine = Engine.load(str(tiny_base), [str(tiny_adapters["root"])], include_default_dirs=False)
-    with LiveServer(create_app(engine, window_s=0.01)) as served:  # `bactrian serve` as the "external" model
+    # one generation service (one worker on the model) behind both the studio and `bactrian serve`
+    service = LocalService(Engine.load(str(tiny_base), [str(tiny_adapters["root"])], include_default_dirs=False))
+    with LiveServer(create_app(service)) as served:  # `bactrian serve` as the "external" model
         external = (ExternalModel("served", served.base_url, "alpha", "STUDIO_TEST_KEY"), ExternalModel("offline-gpt", DEAD_URL, "x"))
         settings = studio_settings(tiny_base, tiny_adapters, tmp_path_factory.mktemp("ui-logic") / "studio.db",
                                    external_models=external, battle_external=True)
-        yield create_context(settings, engine)
+        yield create_context(settings, service)
 
 
 def test_catalog_groups_and_random_pairs(ctx):
     names = [v for _, v in ctx.catalog.choices()]
-    assert names[0] == ctx.engine.base_name and {"alpha", "beta", "served", "offline-gpt"} <= set(names)
+    assert names[0] == ctx.service.base_name and {"alpha", "beta", "served", "offline-gpt"} <= set(names)
     labels = dict((v, k) for k, v in ctx.catalog.choices())
     assert labels["alpha"] == "[other] alpha" and labels["served"] == "[external] served"
     rng = random.Random(0)
@@ -114,7 +116,7 @@ def test_streams_local_and_external_together_and_a_failing_column_stays_alone(ct
     params = make_params(ctx.settings.gen_defaults, 8, 0.0, 1.0, 0, 1.0, -1)
     msgs = [{"role": "user", "content": "Hi"}]
     snaps = list(stream_columns(ctx.catalog, [Job("alpha", msgs, params), Job("beta", msgs, params),
-                                              Job("served", msgs, params), Job("offline-gpt", msgs, params)], ctx.local_lock))
+                                              Job("served", msgs, params), Job("offline-gpt", msgs, params)]))
     a, b, served, dead = snaps[-1]
     assert a.ok and b.ok and served.ok and a.text and b.text and served.text
     assert served.text == a.text  # the served "external" model is alpha, greedy: the same answer

@@ -30,12 +30,13 @@ TABLES = ("votes", "judgments", "conversations", "pairs")
 FORMATS = ("jsonl", "csv", "hf")
 COLUMNS = {  # fixed so that empty tables still export with their header/schema
     "votes": ["vote_id", "battle_id", "winner", "annotator", "tstamp", "mode", "language", "category", "question_id",
-              "question", "model_a", "model_b", "answer_a", "answer_b", "params", "pair_id", "task"],
+              "question", "model_a", "model_b", "answer_a", "answer_b", "params", "pair_id", "task", "digest_a", "digest_b"],
     "judgments": ["judgment_id", "run_id", "pair_id", "task", "prompt_name", "prompt_hash", "judge_model", "params",
-                  "ordering", "raw_output", "verdict", "score_a", "score_b", "error", "cached", "tstamp"],
+                  "ordering", "raw_output", "verdict", "score_a", "score_b", "error", "cached", "tstamp",
+                  "model_a", "model_b", "digest_a", "digest_b"],
     "conversations": ["conversation_id", "annotator", "model", "mode", "language", "params", "tstamp", "turns"],
     "pairs": ["id", "question", "answer_a", "answer_b", "model_a", "model_b", "language", "category", "question_id",
-              "params", "task", "labels"],
+              "params", "task", "labels", "digest_a", "digest_b"],
 }
 
 
@@ -57,7 +58,8 @@ def votes_rows(engine: Engine) -> list[dict[str, Any]]:
             {"vote_id": v.id, "battle_id": b.id, "winner": v.winner, "annotator": name, "tstamp": _iso(v.created),
              "mode": b.mode, "language": b.language, "category": b.category, "question_id": b.question_id,
              "question": b.question, "model_a": b.model_a, "model_b": b.model_b, "answer_a": b.answer_a,
-             "answer_b": b.answer_b, "params": b.params or {}, "pair_id": pair, "task": task}
+             "answer_b": b.answer_b, "params": b.params or {}, "pair_id": pair, "task": task,
+             "digest_a": b.digest_a, "digest_b": b.digest_b}
             for v, b, name, pair, task in s.execute(q).all()
         ]
 
@@ -65,16 +67,17 @@ def votes_rows(engine: Engine) -> list[dict[str, Any]]:
 def judgments_rows(engine: Engine) -> list[dict[str, Any]]:
     with read_session(engine) as s:
         q = (
-            select(Judgment, AnnotationPair.external_id, AnnotationTask.name)
+            select(Judgment, AnnotationPair, AnnotationTask.name)
             .join(AnnotationPair, Judgment.pair_id == AnnotationPair.id)
             .join(AnnotationTask, AnnotationPair.task_id == AnnotationTask.id)
             .order_by(Judgment.id)
         )
         return [
-            {"judgment_id": j.id, "run_id": j.run_id, "pair_id": pair, "task": task, "prompt_name": j.prompt_name,
+            {"judgment_id": j.id, "run_id": j.run_id, "pair_id": pair.external_id, "task": task, "prompt_name": j.prompt_name,
              "prompt_hash": j.prompt_hash, "judge_model": j.judge_model, "params": j.params or {},
              "ordering": j.ordering, "raw_output": j.raw_output, "verdict": j.verdict, "score_a": j.score_a,
-             "score_b": j.score_b, "error": j.error, "cached": j.cached, "tstamp": _iso(j.created)}
+             "score_b": j.score_b, "error": j.error, "cached": j.cached, "tstamp": _iso(j.created),
+             "model_a": pair.model_a, "model_b": pair.model_b, "digest_a": pair.digest_a, "digest_b": pair.digest_b}
             for j, pair, task in s.execute(q).all()
         ]
 
@@ -96,7 +99,8 @@ def pairs_rows(engine: Engine) -> list[dict[str, Any]]:
         rows.append({"id": p.id, "question": p.question, "answer_a": p.answer_a, "answer_b": p.answer_b,
                      "model_a": p.model_a, "model_b": p.model_b, "language": p.language, "category": p.category,
                      "question_id": p.question_id, "params": p.params, "task": p.task,
-                     "labels": [{"annotator": lab.annotator, "winner": lab.winner} for lab in p.labels]})
+                     "labels": [{"annotator": lab.annotator, "winner": lab.winner} for lab in p.labels],
+                     "digest_a": p.digest_a, "digest_b": p.digest_b})
     return rows
 
 

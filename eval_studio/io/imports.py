@@ -2,8 +2,8 @@
 all-or-nothing (the whole file is validated before anything is written).
 
 Pairs JSONL: one object per line with ``id, question, answer_a, answer_b, model_a, model_b, language,
-category`` and optional ``question_id``, ``params`` and ``labels`` (a list of ``{annotator, winner}``, winner in
-``a|b|tie|both_bad``).
+category`` and optional ``question_id``, ``params``, ``labels`` (a list of ``{annotator, winner}``, winner in
+``a|b|tie|both_bad``) and ``digest_a``/``digest_b`` (each side's adapter weight digest, hex; lineage).
 
 Question sets (JSONL), recognised per row:
 - Vicuna-80: ``{question_id, text, category, lang?}``;
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from eval_studio.store.repo import StoreError
+from eval_studio.store.repo import StoreError, check_digest
 from eval_studio.store.tasks import (
     ImportReport,
     Label,
@@ -111,7 +111,15 @@ def pair_from_obj(obj: dict[str, Any], where: str) -> PairRecord:
         model_a=_text(obj, "model_a", where), model_b=_text(obj, "model_b", where), language=language,
         category=None if category in (None, "") else str(category), question_id=None if qid in (None, "") else str(qid),
         params=params, labels=tuple(parsed), task=None if obj.get("task") in (None, "") else str(obj["task"]),
+        digest_a=_digest(obj, "digest_a", where), digest_b=_digest(obj, "digest_b", where),
     )
+
+
+def _digest(obj: dict[str, Any], key: str, where: str) -> str | None:
+    try:
+        return check_digest(obj.get(key))
+    except StoreError as e:
+        raise StoreError(f"{where}: field {key!r}: {e}") from e
 
 
 def read_pairs(path: str | Path) -> list[PairRecord]:

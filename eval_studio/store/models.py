@@ -6,6 +6,9 @@ texts it judged. Annotation pairs hold the canonical (imported or pre-generated)
 shown to an annotator a battle is created in the order actually displayed (A/B randomly swapped).
 Judgments reference pairs, one row per judge call (order ``ab``/``ba``, or ``a``/``b`` for single-answer
 grading); verdicts and scores are always stored in the pair's own a/b terms.
+Lineage: battles and pairs record ``digest_a``/``digest_b``, the weight digest of each side's adapter
+(``AdapterInfo.digest``), so a retrained adapter under the same name stays a separate player; judgments use
+their pair's digests.
 """
 
 from __future__ import annotations
@@ -185,6 +188,8 @@ class AnnotationPair(Base):
     language: Mapped[str] = mapped_column(String(16))
     category: Mapped[str | None] = mapped_column(String(100))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    digest_a: Mapped[str | None] = mapped_column(String(64))  # lineage: model_a's adapter weight digest (None: base/unknown)
+    digest_b: Mapped[str | None] = mapped_column(String(64))
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     task: Mapped[AnnotationTask] = relationship()
@@ -208,6 +213,8 @@ class Battle(Base):
     pair_id: Mapped[int | None] = mapped_column(ForeignKey("annotation_pairs.id"), index=True)
     conversation_a_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     conversation_b_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    digest_a: Mapped[str | None] = mapped_column(String(64))  # lineage: which weights answered as A (None: base/unknown)
+    digest_b: Mapped[str | None] = mapped_column(String(64))
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     votes: Mapped[list[Vote]] = relationship(back_populates="battle")

@@ -54,6 +54,16 @@ def check_winner(winner: str) -> str:
     return winner
 
 
+def check_digest(digest: str | None) -> str | None:
+    """A weight digest (hex, as ``AdapterInfo.digest``), lower-cased; None or empty means none."""
+    if digest is None:
+        return None
+    text = digest.strip().lower() if isinstance(digest, str) else ""
+    if not isinstance(digest, str) or len(text) > 64 or not all(c in "0123456789abcdef" for c in text):
+        raise StoreError(f"a weight digest must be hex (at most 64 characters), got {digest!r}")
+    return text or None
+
+
 def ensure_annotator(session: Session, name: str, role: str | None = None) -> Annotator:
     """Get or create the annotator ``name``; ``role`` (if given) updates the stored role."""
     name = (name or "").strip()
@@ -149,8 +159,13 @@ def new_battle(
     pair_id: int | None = None,
     conversation_a_id: int | None = None,
     conversation_b_id: int | None = None,
+    digest_a: str | None = None,
+    digest_b: str | None = None,
 ) -> Battle:
-    """Validate and build (not add) a battle: the two outputs exactly as shown, in the order shown."""
+    """Validate and build (not add) a battle: the two outputs exactly as shown, in the order shown.
+
+    ``digest_a``/``digest_b``: the weight digest of each side's adapter (lineage; None for a base or external model).
+    """
     if mode not in MODES:
         raise StoreError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if not isinstance(question, str) or not question.strip():
@@ -162,10 +177,11 @@ def new_battle(
         raise StoreError("both model names are required")
     if not language:
         raise StoreError("battle language is required")
+    digest_a, digest_b = check_digest(digest_a), check_digest(digest_b)
     return Battle(
         question=question, answer_a=answer_a, answer_b=answer_b, model_a=model_a, model_b=model_b, mode=mode,
         language=language, params=dict(params or {}), category=category, question_id=question_id, pair_id=pair_id,
-        conversation_a_id=conversation_a_id, conversation_b_id=conversation_b_id,
+        conversation_a_id=conversation_a_id, conversation_b_id=conversation_b_id, digest_a=digest_a, digest_b=digest_b,
     )
 
 

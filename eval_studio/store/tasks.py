@@ -30,6 +30,7 @@ from eval_studio.store.models import (
 )
 from eval_studio.store.repo import (
     StoreError,
+    check_digest,
     check_winner,
     ensure_annotator,
     insert_vote,
@@ -60,6 +61,8 @@ class PairRecord:
     params: dict[str, Any] = field(default_factory=dict)
     labels: tuple[Label, ...] = ()
     task: str | None = None  # where the pair lives (set when read back; used on import when no task is given)
+    digest_a: str | None = None  # lineage: model_a's adapter weight digest (Catalog Variant.digest); None: base/unknown
+    digest_b: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,11 @@ def _pair_content(p: PairRecord | AnnotationPair) -> tuple:
     return (p.question, p.answer_a, p.answer_b, p.model_a, p.model_b, p.language, p.category, p.question_id)
 
 
+def _same_weights(stored: tuple[str | None, str | None], given: tuple[str | None, str | None]) -> bool:
+    """A re-import without digests (an older file) matches; two different known digests do not."""
+    return all(g is None or s is None or g == s for s, g in zip(stored, given))
+
+
 def import_pairs(engine: Engine, pairs: list[PairRecord], task: str | None = None, overlap: int | None = None) -> ImportReport:
     """Add pairs (and their labels as votes) in one transaction: all of them or none.
 
@@ -149,16 +157,17 @@ def import_pairs(engine: Engine, pairs: list[PairRecord], task: str | None = Non
                 raise StoreError(f"pair id {rec.id!r} appears twice in the import (task {name!r})")
             seen.add((name, rec.id))
             pair = s.scalar(select(AnnotationPair).where(AnnotationPair.task_id == t.id, AnnotationPair.external_id == rec.id))
+            digests = check_digest(rec.digest_a), check_digest(rec.digest_b)
             if pair is None:
                 pair = AnnotationPair(
                     task_id=t.id, external_id=rec.id, question=rec.question, answer_a=rec.answer_a, answer_b=rec.answer_b,
                     model_a=rec.model_a, model_b=rec.model_b, language=rec.language, category=rec.category,
-                    question_id=rec.question_id, params=dict(rec.params),
+                    question_id=rec.question_id, params=dict(rec.params), digest_a=digests[0], digest_b=digests[1],
                 )
                 s.add(pair)
                 s.flush()
                 added += 1
-            elif _pair_content(pair) != _pair_content(rec):
+            elif _pair_content(pair) != _pair_content(rec) or not _same_weights((pair.digest_a, pair.digest_b), digests):
                 raise StoreError(f"pair {rec.id!r} already exists in task {name!r} with different content")
             else:
                 unchanged += 1
@@ -201,6 +210,7 @@ def _battle_for(pair: AnnotationPair, swapped: bool) -> Battle:
         question=pair.question, answer_a=getattr(pair, f"answer_{a}"), answer_b=getattr(pair, f"answer_{b}"),
         model_a=getattr(pair, f"model_{a}"), model_b=getattr(pair, f"model_{b}"), mode="annotation",
         language=pair.language, category=pair.category, question_id=pair.question_id, params=pair.params, pair_id=pair.id,
+        digest_a=getattr(pair, f"digest_{a}"), digest_b=getattr(pair, f"digest_{b}"),
     )
 
 
@@ -346,6 +356,7 @@ def list_pairs(engine: Engine, task: str | None = None, language: str | None = N
             id=p.external_id, question=p.question, answer_a=p.answer_a, answer_b=p.answer_b, model_a=p.model_a,
             model_b=p.model_b, language=p.language, category=p.category, question_id=p.question_id,
             params=dict(p.params or {}), labels=tuple(labels.get(p.id, ())), task=task_name,
+            digest_a=p.digest_a, digest_b=p.digest_b,
         )
         for p, task_name in rows
     ]

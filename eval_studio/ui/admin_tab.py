@@ -61,7 +61,7 @@ def start_generation(ctx: StudioContext, user: User | None, set_name: str, model
     if model_a == model_b:
         raise Rejected("same_model")
     task = (task or "").strip() or ctx.settings.task
-    ctx.background.append(generate_in_background(ctx.catalog, ctx.db, ctx.local_lock, set_name=set_name, model_a=model_a,
+    ctx.background.append(generate_in_background(ctx.catalog, ctx.db, set_name=set_name, model_a=model_a,
                                                  model_b=model_b, task=task, count=int(count), overlap=None))
     return task
 

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from bactrian.engine import Engine
+from bactrian.service import GenerationService
 
 from eval_studio.auth import User, user_from_request
 from eval_studio.settings import Settings
@@ -54,7 +55,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
             "theme": gr.themes.Soft(), "show_error": True}
 
 
-def build_demo(settings: Settings, engine: Engine | None = None) -> gr.Blocks:
+def build_demo(settings: Settings, engine: GenerationService | Engine | None = None) -> gr.Blocks:
     ctx = create_context(settings, engine)
     return build_blocks(ctx)
 
@@ -135,4 +136,5 @@ def _leaderboard(ctx: StudioContext) -> None:
     from eval_studio.store.bench import list_bench
     from eval_studio.ui.leaderboard_tab import build_leaderboard_tab
 
-    build_leaderboard_tab(lambda: load_battles(ctx.db), load_bench=lambda: list_bench(ctx.db))
+    build_leaderboard_tab(lambda: load_battles(ctx.db), load_bench=lambda: list_bench(ctx.db),
+                          load_calls=lambda: load_battles(ctx.db, source="judge", merge_orders=False))

@@ -53,7 +53,7 @@ def arena_turn(ctx: StudioContext, st: dict[str, Any], question: str, params: Ge
     cols = [Column(), Column()]
     st = {**st, "question": question, "answers": None, "battle_id": None, "voted": False, "failed": False,
           "params": {"a": params.as_dict(), "b": params.as_dict()}}
-    for cols in stream_columns(ctx.catalog, jobs, ctx.local_lock):
+    for cols in stream_columns(ctx.catalog, jobs):
         yield cols, st
     if not all(c.ok for c in cols):
         yield cols, {**st, "failed": True}
@@ -68,7 +68,8 @@ def arena_turn(ctx: StudioContext, st: dict[str, Any], question: str, params: Ge
         convs.append(conv)
     battle = record_battle(ctx.db, question=question, answer_a=cols[0].text, answer_b=cols[1].text,
                            model_a=st["model_a"], model_b=st["model_b"], mode=st["mode"], language=st["language"],
-                           params=st["params"], conversation_a_id=convs[0], conversation_b_id=convs[1])
+                           params=st["params"], conversation_a_id=convs[0], conversation_b_id=convs[1],
+                           digest_a=ctx.catalog.get(st["model_a"]).digest, digest_b=ctx.catalog.get(st["model_b"]).digest)
     yield cols, {**st, "answers": [cols[0].text, cols[1].text], "battle_id": battle}
 
 

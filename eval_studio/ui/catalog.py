@@ -1,6 +1,8 @@
 """The variants the studio can show: the bare base, its adapters (grouped by language) and external models.
 
-One ``Catalog`` is made in ``build_demo`` and captured by the tab callbacks (no module globals).
+Every variant is served by a generation service: the studio's engine (in-process or a remote OpenAI-compatible
+server such as vLLM) or, for an external model, a remote service of its own. One ``Catalog`` is made in
+``build_demo`` and captured by the tab callbacks (no module globals).
 """
 
 from __future__ import annotations
@@ -8,9 +10,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from bactrian.client import Endpoint
-from bactrian.engine import Engine
+from bactrian.adapters import language_group
 from bactrian.languages import get_language
+from bactrian.remote import RemoteService
+from bactrian.service import GenerationService
 
 from eval_studio.settings import ExternalModel
 
@@ -22,32 +25,45 @@ class Variant:
     group: str  # language code, "multilingual", "other", "base" or "external"
     languages: tuple[str, ...] = ()
     description: str = ""
+    digest: str | None = None  # the adapter's weight digest (lineage): None for the base and external models
 
 
 class Catalog:
-    def __init__(self, engine: Engine, external: tuple[ExternalModel, ...] = (), battle_external: bool = True):
-        self.engine = engine
+    def __init__(self, service: GenerationService, external: tuple[ExternalModel, ...] = (), battle_external: bool = True):
+        self.service = service
         self.battle_external = battle_external
         self.external = {m.name: m for m in external}
-        local = [Variant(engine.base_name, "base", "base", (), "bare base model")]
-        for info in sorted(engine.adapters.infos(), key=lambda i: (i.group, i.name)):
-            local.append(Variant(info.name, "adapter", info.group, tuple(info.languages), info.description))
+        listed = service.variants()
+        local = [Variant(v.name, "base", "base", (), v.description) for v in listed if v.kind == "base"][:1]
+        adapters = [Variant(v.name, "adapter", language_group(v.languages), v.languages, v.description, v.digest)
+                    for v in listed if v.kind == "adapter"]
+        local += sorted(adapters, key=lambda v: (v.group, v.name))
         clash = set(self.external) & {v.name for v in local}
         if clash:
             raise ValueError(f"external model names clash with local variants: {', '.join(sorted(clash))}")
         self.variants: dict[str, Variant] = {v.name: v for v in local}
+        # one remote service per external model: it names the model it asks for, not its studio name
+        self._external_services = {m.name: RemoteService(m.base_url, api_key_env=m.api_key_env, models=[m.model])
+                                   for m in external}
         for m in external:
             self.variants[m.name] = Variant(m.name, "external", "external", (), f"{m.model} @ {m.base_url}")
+
+    @property
+    def base_name(self) -> str:
+        return self.service.base_name
+
+    def route(self, name: str) -> tuple[GenerationService, str]:
+        """The service that answers for ``name`` and the model id to ask it for."""
+        self.get(name)
+        if name in self.external:
+            return self._external_services[name], self.external[name].model
+        return self.service, name
 
     def names(self) -> list[str]:
         return list(self.variants)
 
     def is_external(self, name: str) -> bool:
         return self.variants[name].kind == "external"
-
-    def endpoint(self, name: str) -> Endpoint:
-        m = self.external[name]
-        return Endpoint(m.base_url, m.model, m.api_key_env)
 
     def get(self, name: str) -> Variant:
         if name not in self.variants:

@@ -38,7 +38,7 @@ def chat_turn(ctx: StudioContext, state: dict[str, Any], message: str | None, mo
         history.append({"role": "user", "content": text})
     ctx.catalog.get(model)
     col = Column()
-    for (col,) in stream_columns(ctx.catalog, [Job(model, history, params)], ctx.local_lock):
+    for (col,) in stream_columns(ctx.catalog, [Job(model, history, params)]):
         yield history + [{"role": "assistant", "content": col.text}], state, col
     if not col.ok:
         return

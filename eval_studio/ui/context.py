@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine as DBEngine
 
 from bactrian.engine import Engine
+from bactrian.service import GenerationService, LocalService
 
 from eval_studio.auth import USERS_ENV, User, load_users
 from eval_studio.settings import Settings
@@ -28,25 +29,40 @@ class StudioContext:
     catalog: Catalog
     db: DBEngine
     users: dict[str, User]
-    local_lock: threading.Lock = field(default_factory=threading.Lock)
     background: list[threading.Thread] = field(default_factory=list)
 
     @property
-    def engine(self) -> Engine:
-        return self.catalog.engine
+    def service(self) -> GenerationService:
+        return self.catalog.service
 
 
-def create_context(settings: Settings, engine: Engine | None = None) -> StudioContext:
-    """Load the model (unless given), open and migrate the store, register variants, seed the demo task."""
+def open_service(settings: Settings) -> GenerationService:
+    """The studio's engine: a remote OpenAI-compatible server when ``engine_url`` is set, else the local model."""
+    if settings.engine_url:
+        from bactrian.remote import RemoteService
+
+        return RemoteService(settings.engine_url, api_key_env=settings.engine_api_key_env)
+    engine = Engine.load(settings.base, list(settings.adapters_dirs), include_default_dirs=settings.include_default_adapters,
+                         device=settings.device, dtype=settings.dtype)
+    return LocalService(engine, max_rows=settings.max_rows, max_queue=settings.max_queue)
+
+
+def create_context(settings: Settings, service: GenerationService | Engine | None = None) -> StudioContext:
+    """Start the engine (unless given), open and migrate the store, register variants, seed the demo task.
+
+    An ``Engine`` given directly (tests, notebooks) is served through its own ``LocalService``."""
     users = load_users(settings.users_file, env={USERS_ENV: settings.users_text} if settings.users_text else {})
     db = open_store(settings.db_url)
-    if engine is None:
-        engine = Engine.load(settings.base, list(settings.adapters_dirs), include_default_dirs=settings.include_default_adapters)
-    catalog = Catalog(engine, settings.external_models, settings.battle_external)
+    if service is None:
+        service = open_service(settings)
+    elif isinstance(service, Engine):
+        service = LocalService(service, max_rows=settings.max_rows, max_queue=settings.max_queue)
+    catalog = Catalog(service, settings.external_models, settings.battle_external)
     ctx = StudioContext(settings, catalog, db, users)
+    engine = service.engine if isinstance(service, LocalService) else None
     for v in catalog.variants.values():
-        info = engine.adapters.info(v.name) if v.kind == "adapter" else None
-        upsert_variant(db, v.name, v.kind, base_model=engine.base_name, adapter_path=info.path if info else None,
+        info = engine.adapters.info(v.name) if engine is not None and v.kind == "adapter" else None
+        upsert_variant(db, v.name, v.kind, base_model=service.base_name, adapter_path=info.path if info else None,
                        endpoint=catalog.external[v.name].base_url if v.kind == "external" else None,
                        languages=list(v.languages), description=v.description)
     configure_task(db, settings.task, overlap=settings.overlap)
@@ -91,5 +107,5 @@ def seed_demo_questions(ctx: StudioContext) -> None:
     local = [v.name for v in ctx.catalog.variants.values() if v.kind != "external"]
     if s.pregenerate > pairs and len(local) >= 2:
         ctx.background.append(generate_in_background(
-            ctx.catalog, ctx.db, ctx.local_lock, set_name=DEMO_SET, model_a=local[0], model_b=local[1], task=s.task,
+            ctx.catalog, ctx.db, set_name=DEMO_SET, model_a=local[0], model_b=local[1], task=s.task,
             count=s.pregenerate - pairs, overlap=s.overlap))

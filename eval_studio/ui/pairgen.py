@@ -20,7 +20,7 @@ def pair_id(set_name: str, question_id: str, language: str, model_a: str, model_
     return f"{set_name}/{language}/{question_id}/{model_a}~{model_b}"
 
 
-def generate_pairs(catalog: Catalog, db: Engine, lock: threading.Lock, *, set_name: str, model_a: str, model_b: str,
+def generate_pairs(catalog: Catalog, db: Engine, *, set_name: str, model_a: str, model_b: str,
                    task: str, count: int, overlap: int | None = None, params: GenerationParams | None = None) -> int:
     """Answer up to ``count`` not-yet-paired questions of ``set_name`` with both models; returns pairs added.
 
@@ -45,7 +45,7 @@ def generate_pairs(catalog: Catalog, db: Engine, lock: threading.Lock, *, set_na
         chunk = todo[start:start + BATCH_QUESTIONS]
         jobs = [Job(m, [{"role": "user", "content": q.turns[0]}], params) for q in chunk for m in (model_a, model_b)]
         final = None
-        for final in stream_columns(catalog, jobs, lock):
+        for final in stream_columns(catalog, jobs):
             pass
         records = []
         for k, q in enumerate(chunk):
@@ -57,16 +57,17 @@ def generate_pairs(catalog: Catalog, db: Engine, lock: threading.Lock, *, set_na
                 id=pair_id(set_name, q.id, q.language, model_a, model_b), question=q.turns[0], answer_a=a.text.strip(),
                 answer_b=b.text.strip(), model_a=model_a, model_b=model_b, language=q.language, category=q.category,
                 question_id=q.id, params={"a": params.as_dict(), "b": params.as_dict()},
+                digest_a=catalog.get(model_a).digest, digest_b=catalog.get(model_b).digest,
             ))
         if records:
             added += import_pairs(db, records, task=task, overlap=overlap).added
     return added
 
 
-def generate_in_background(catalog: Catalog, db: Engine, lock: threading.Lock, **kwargs) -> threading.Thread:
+def generate_in_background(catalog: Catalog, db: Engine, **kwargs) -> threading.Thread:
     def work() -> None:
         try:
-            n = generate_pairs(catalog, db, lock, **kwargs)
+            n = generate_pairs(catalog, db, **kwargs)
             log.info("pre-generated %d pairs into task %s", n, kwargs.get("task"))
         except Exception:  # noqa: BLE001 - a background job logs; the app keeps serving
             log.exception("pair generation failed")

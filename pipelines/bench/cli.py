@@ -24,7 +24,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sentimentx-file", help="3-way sentiment file (.jsonl/.csv/.tsv: text, label, language)")
     p.add_argument("--limit", type=int, help="at most N examples per language (default: the full test set)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", help="torch device (default: where the model loads, CPU here)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA, else Apple mps, else CPU), cpu, cuda, cuda:N or mps (default: %(default)s)")
+    p.add_argument("--dtype", default="auto",
+                   help="auto (bfloat16 on GPUs that have it, float16 on older GPUs, float32 on CPU/mps), "
+                        "float32, bfloat16 or float16 (default: %(default)s)")
     p.add_argument("--cache-dir", help="lm-eval response cache folder (default: $BACTRIAN_HOME/bench/cache)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--out", help="write the results JSON here")
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     request = BenchRequest(
         model=args.model, adapter=args.adapter, tasks=args.tasks, languages=args.languages, source=args.source,
         data_root=args.data_root, sentimentx_file=args.sentimentx_file, limit=args.limit, batch_size=args.batch_size,
-        cache_dir="" if args.no_cache else args.cache_dir, device=args.device, adapters_dirs=tuple(args.adapters_dir),
+        cache_dir="" if args.no_cache else args.cache_dir, device=args.device, dtype=args.dtype, adapters_dirs=tuple(args.adapters_dir),
     )
     try:
         checked = plan(request)  # every input checked before the model loads

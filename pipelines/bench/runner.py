@@ -42,8 +42,9 @@ class BenchRequest:
     limit: int | None = None
     batch_size: int = 8
     cache_dir: str | None = None  # None: $BACTRIAN_HOME/bench/cache; "" disables the cache
-    device: str | None = None
+    device: str | None = None  # None or "auto": bactrian.devices' auto rule
     adapters_dirs: tuple[str, ...] = ()
+    dtype: str | None = None  # None or "auto": bfloat16/float16 on a GPU, float32 on CPU
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Plan:
     spec: BaseSpec
     adapter: AdapterInfo | None
     selections: list[Selection]
+    placement: Any = None  # bactrian.devices.Placement, resolved by plan()
 
 
 def default_cache_dir() -> Path:
@@ -101,13 +103,16 @@ def plan(request: BenchRequest) -> Plan:
         raise BenchError("--limit must be at least 1")
     if request.batch_size < 1:
         raise BenchError("--batch-size must be at least 1")
+    from bactrian.devices import resolve_placement
+
     try:
         spec = get_spec(request.model)
+        placement = resolve_placement(request.device, request.dtype)  # DeviceError is a ModelError
     except ModelError as e:
         raise BenchError(str(e)) from e
     selections = select(request.tasks, request.languages, request.source, request.data_root, request.sentimentx_file)
     adapter = resolve_adapter(request.adapter, spec, request.adapters_dirs) if request.adapter else None
-    return Plan(request, spec, adapter, selections)
+    return Plan(request, spec, adapter, selections, placement)
 
 
 def _weights_fingerprint(folder: Path, full_hash: bool) -> list:
@@ -132,7 +137,7 @@ def cache_key(p: Plan, base_folder: str) -> str:
         "base_weights": _weights_fingerprint(folder, False) if folder.is_dir() else base_folder,
         "adapter": _weights_fingerprint(Path(p.adapter.path), True) if p.adapter else None,
         "lm_eval": getattr(lm_eval, "__version__", "?"),
-        "dtype": "float32",
+        "dtype": str(p.placement.dtype).removeprefix("torch.") if p.placement else "float32",
     }
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return f"{p.spec.name.replace('/', '_')}-{digest}"
@@ -142,7 +147,11 @@ def build_lm(p: Plan, device: str | None = None):
     """The base (and adapter) loaded once by bactrian, wrapped as lm-eval's HFLM (scoring only the continuations)."""
     from .scoring_lm import ContinuationScoringHFLM
 
-    base = load_base(p.spec.name, device=device)
+    if p.placement is not None:
+        device, dtype = p.placement.device, p.placement.dtype
+    else:
+        dtype = p.request.dtype
+    base = load_base(p.spec.name, device=device, dtype=dtype)  # HFLM then scores on the model's device
     model = base.model
     if p.adapter:
         from peft import PeftModel
