@@ -47,7 +47,7 @@ def main() -> int:
     rows = []
 
     t = time.perf_counter()
-    ours = ratings.compute_ratings(df, rounds=args.rounds, seed=0).set_index("model")
+    ours = ratings.compute_ratings(df, rounds=args.rounds, seed=0, prior=0.0).set_index("model")  # FastChat's: no prior
     t_ours = time.perf_counter() - t
     rows.append(("bactrian (this project)", t_ours, "", 0.0, 0.0))
 

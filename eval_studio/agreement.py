@@ -3,12 +3,18 @@ without ties), and a judge's position consistency (does its verdict survive swap
 
 An *item* is one question answered by one pair of models in one language: (question_id, language, the two models
 in sorted order). Every verdict is turned to that canonical order ("a" = the alphabetically first model), so
-votes cast with the answers in either position compare. Rows without a question_id belong to no item.
+votes cast with the answers in either position compare. A row without a question_id takes one derived from its
+``question`` text when the table has that column (``battle_table.question_key``, as the store does); rows with
+neither belong to no item, and that is logged and reported under ``warnings``, never silently dropped.
+
+A judge rater is one (judge model, judge prompt): verdicts of one model under two prompts are two raters, named
+``model (prompt)`` when the model appears with several prompts (else just ``model``), never merged per item.
 """
 
 from __future__ import annotations
 
 import math
+import logging
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from itertools import combinations
@@ -16,8 +22,9 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from eval_studio.battle_table import validate_battles
+from eval_studio.battle_table import question_key, validate_battles
 
+log = logging.getLogger(__name__)
 _FLIP = {"a": "b", "b": "a"}
 
 
@@ -77,7 +84,15 @@ def canonical_votes(df: pd.DataFrame, both_bad: str = "tie") -> pd.DataFrame:
     if both_bad not in ("tie", "keep"):
         raise ValueError(f"both_bad must be 'tie' or 'keep' here, not {both_bad!r}")
     df = validate_battles(df)
+    if "question" in df.columns:  # no id given: the item is the question text
+        derived = df["question"].map(lambda q: None if _missing(q) else question_key(q))
+        df["question_id"] = df["question_id"].where(df["question_id"].notna(), derived)
+    n_all = len(df)
+    ungrouped = int(df["question_id"].isna().sum())
     df = df[df["question_id"].notna() & (df["model_a"] != df["model_b"])].copy()
+    df.attrs["warnings"] = [ungrouped_warning(ungrouped, n_all)] if ungrouped else []
+    if ungrouped:
+        log.warning(df.attrs["warnings"][0])
     swapped = (df["model_a"] > df["model_b"]).to_numpy()
     lo = np.where(swapped, df["model_b"], df["model_a"])
     hi = np.where(swapped, df["model_a"], df["model_b"])
@@ -87,7 +102,25 @@ def canonical_votes(df: pd.DataFrame, both_bad: str = "tie") -> pd.DataFrame:
     label = np.where(swapped, [_FLIP.get(x, x) for x in label], label)
     df["item"] = list(zip(df["question_id"].astype(str), df["language"].fillna("").astype(str), lo, hi))
     df["label"], df["swapped"] = label, swapped
+    df["annotator"] = _rater_names(df)
     return df
+
+
+def ungrouped_warning(n: int, total: int) -> str:
+    return (f"{n} of {total} rows have neither a question_id nor a question text: they cannot be grouped into "
+            "items, so kappas, human-judge agreement and position consistency leave them out")
+
+
+def _rater_names(df: pd.DataFrame) -> pd.Series:
+    """Judge rows: the judge model, or ``model (prompt)`` for a model seen with several prompts (one rater each)."""
+    out = df["annotator"].astype(object).copy()
+    judge = df["source"] == "judge"
+    if judge.any():
+        model = df.loc[judge, "annotator"].fillna("judge").astype(str)
+        prompt = df.loc[judge, "judge_prompt"].fillna("").astype(str)
+        several = prompt.groupby(model).transform("nunique") > 1
+        out.loc[judge] = model.where(~several, model + " (" + prompt + ")")
+    return out
 
 
 def _latest_per_rater(votes: pd.DataFrame) -> pd.DataFrame:
@@ -148,12 +181,11 @@ def human_human_agreement(votes: pd.DataFrame) -> dict[str, float | int]:
 
 def _shown_winner(rows: pd.DataFrame) -> pd.Series:
     """Which shown position won ("a" = first), when the table says: an ``ordering`` column ("ab"/"ba", as the
-    store's per-call rows) or else the row's own order (model_a shown first). NaN when unknown."""
+    store's per-call rows) or else the row's own order (model_a shown first)."""
     w = rows["winner"].astype(str)
     if "ordering" not in rows.columns:
         return w
-    flipped = w.map(_FLIP).fillna(w)
-    return w.where(rows["ordering"] == "ab", flipped.where(rows["ordering"] == "ba"))
+    return w.where(rows["ordering"] != "ba", w.map(_FLIP).fillna(w))
 
 
 def position_consistency(votes: pd.DataFrame) -> dict[str, object]:
@@ -168,10 +200,11 @@ def position_consistency(votes: pd.DataFrame) -> dict[str, object]:
     judges = judges.assign(annotator=judges["annotator"].fillna("judge").astype(str),
                            prompt=judges["judge_prompt"].fillna("").astype(str))
     judges["shown"] = _shown_winner(judges)
+    judges["ordered"] = judges["ordering"].isin(["ab", "ba"]) if "ordering" in judges.columns else False
     if "pair_key" not in judges.columns:
         judges["pair_key"] = None
     keyed = judges["pair_key"].notna()
-    cols = ["key", "annotator", "swapped", "label", "shown"]
+    cols = ["key", "annotator", "swapped", "label", "shown", "ordered"]
     with_key = judges[keyed]
     with_key = with_key[with_key.groupby("pair_key")["battle_id"].transform("size") == 2].assign(
         key=lambda d: d["pair_key"].map(lambda k: ("key", k)), nth=lambda d: d.groupby("key").cumcount())
@@ -183,10 +216,10 @@ def position_consistency(votes: pd.DataFrame) -> dict[str, object]:
     both = pd.concat([with_key[cols + ["nth"]], rest[cols + ["nth"]]], ignore_index=True)
     pairs = both[both["nth"] == 0].merge(both[both["nth"] == 1], on="key", suffixes=("_1", "_2"))
     consistent = pairs["label_1"] == pairs["label_2"]
-    # without an ordering column, same-orientation rows say nothing about which answer was shown first
-    known = pairs["shown_1"].notna() & pairs["shown_2"].notna()
-    if "ordering" not in votes.columns:
-        known &= pairs["swapped_1"] != pairs["swapped_2"]
+    # a row's ordering (the store's per-call rows: "ab"/"ba") says which answer was shown first; without it the
+    # row's own order is the shown order, and only rows in opposite orientations say anything about position
+    known = (pairs["ordered_1"] & pairs["ordered_2"]) | (
+        ~pairs["ordered_1"] & ~pairs["ordered_2"] & (pairs["swapped_1"] != pairs["swapped_2"]))
     first = ~consistent & known & (pairs["shown_1"] == "a") & (pairs["shown_2"] == "a")
     second = ~consistent & known & (pairs["shown_1"] == "b") & (pairs["shown_2"] == "b")
     flags = pd.DataFrame({"judge": pairs["annotator_1"], "consistent": consistent, "first": first, "second": second})
@@ -223,6 +256,10 @@ def agreement_summary(df: pd.DataFrame, both_bad: str = "tie", calls: pd.DataFra
     ``calls``: the judge's per-call rows for position consistency when ``df`` holds order-merged verdicts.
     """
     votes = canonical_votes(df, both_bad)
+    warnings = list(votes.attrs.get("warnings", []))
+    per_call = votes if calls is None else canonical_votes(calls, both_bad)
+    if calls is not None:
+        warnings += [f"judge calls: {w}" for w in per_call.attrs.get("warnings", [])]
     humans = _latest_per_rater(votes[(votes["source"] == "human") & votes["annotator"].notna()])
     kappa, k, n_items = fleiss_kappa(humans.groupby("item")["label"].apply(list).tolist())
     return {
@@ -230,5 +267,6 @@ def agreement_summary(df: pd.DataFrame, both_bad: str = "tie", calls: pd.DataFra
         "fleiss_kappa": {"kappa": kappa, "raters_per_item": k, "n_items": n_items},
         "human_judge_agreement": human_judge_agreement(votes),
         "human_human_agreement": human_human_agreement(votes),
-        "position_consistency": position_consistency(votes if calls is None else canonical_votes(calls, both_bad)),
+        "position_consistency": position_consistency(per_call),
+        "warnings": warnings,
     }

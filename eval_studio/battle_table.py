@@ -33,6 +33,42 @@ COLUMNS = ("battle_id", "question_id", "model_a", "model_b", "winner", "source",
            "category", "tstamp", "score_a", "score_b", "len_a", "len_b", "judge_prompt")
 TIE_MODES = ("half", "drop")
 BOTH_BAD_MODES = ("tie", "drop")
+# Kinds of evidence (the optional ``kind`` column): votes in blind (anonymous) arena battles, in named battles,
+# on annotation pairs, and judge verdicts. Without the column a judge row is "judge" and a human row "annotation".
+KINDS = ("blind", "named", "annotation", "judge")
+DEFAULT_KINDS = ("blind", "annotation")  # the Leaderboard's default, as the Arena counts only anonymous votes
+KIND_OF_MODE = {"battle": "blind", "named": "named", "annotation": "annotation"}  # the store's Battle.mode
+
+
+def question_key(text: str) -> str:
+    """The item id of a question that came without one: derived from its text (whitespace-normalised)."""
+    import hashlib
+
+    return "text:" + hashlib.sha256(" ".join(str(text).split()).encode("utf-8")).hexdigest()[:16]
+
+
+LINEAGE_CHARS = 6  # hex digits of the weight digest shown in a lineage label (demo-zh@1a2b3c)
+
+
+def names_with_many_digests(seen: Iterable[tuple[str, str | None]]) -> set[str]:
+    """Model names stored with more than one weight digest, from (name, digest) pairs (None digests ignored)."""
+    digests: dict[str, set[str]] = {}
+    for name, digest in seen:
+        if digest:
+            digests.setdefault(name, set()).add(digest)
+    return {name for name, ds in digests.items() if len(ds) > 1}
+
+
+def lineage_label(name: str, digest: str | None, many: set[str] | frozenset[str]) -> str:
+    """The player name in the battle table: ``name@digest6`` when ``name`` has been stored with more than one
+    weight digest (``many``, see :func:`names_with_many_digests`) and this row knows its digest; else ``name``.
+
+    So one adapter retrained under the same name becomes two players, while a name with a single lineage (and
+    older rows without a digest) keeps its plain name.
+    """
+    if digest and name in many:
+        return f"{name}@{digest[:LINEAGE_CHARS]}"
+    return name
 
 
 def validate_battles(df: pd.DataFrame) -> pd.DataFrame:
@@ -52,6 +88,11 @@ def validate_battles(df: pd.DataFrame) -> pd.DataFrame:
     bad_src = sorted(set(out["source"].dropna().astype(str)) - set(SOURCES))
     if bad_src:
         raise ValueError(f"unknown source value(s) {bad_src}; expected one of {list(SOURCES)}")
+    implied = pd.Series(np.where(out["source"] == "judge", "judge", "annotation"), index=out.index)
+    out["kind"] = out["kind"].where(out["kind"].notna(), implied) if "kind" in out.columns else implied
+    bad_kind = sorted(set(out["kind"].astype(str)) - set(KINDS))
+    if bad_kind:
+        raise ValueError(f"unknown kind value(s) {bad_kind}; expected one of {list(KINDS)}")
     if out["model_a"].isna().any() or out["model_b"].isna().any():
         raise ValueError("model_a / model_b must be set on every row")
     out["tstamp"] = pd.to_datetime(out["tstamp"], utc=True, errors="raise")
@@ -98,10 +139,25 @@ def filter_battles(
     annotator: str | Iterable[str] | None = None,
     since: str | datetime | None = None,
     until: str | datetime | None = None,
+    kind: str | Iterable[str] | None = None,
+    judge_prompt: str | Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """Rows matching every given filter. ``group`` is one of the paper's G1-G4; dates are inclusive, UTC."""
+    """Rows matching every given filter. ``group`` is one of the paper's G1-G4; dates are inclusive, UTC.
+
+    ``kind``: kinds of evidence to keep (``KINDS``); ``judge_prompt``: the judge prompts whose verdicts to keep
+    (human rows are kept).
+    """
     df = validate_battles(df)
     mask = pd.Series(True, index=df.index)
+    kinds = _as_list(kind)
+    if kinds is not None:
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown kind(s) {unknown}; known: {', '.join(KINDS)}")
+        mask &= df["kind"].isin(kinds)
+    prompts = _as_list(judge_prompt)
+    if prompts is not None:
+        mask &= (df["source"] != "judge") | df["judge_prompt"].isin(prompts)
     langs = _as_list(language)
     if group:
         from bactrian.languages import eval_groups
@@ -152,3 +208,17 @@ def outcomes(df: pd.DataFrame, ties: str = "half", both_bad: str = "tie") -> tup
     kw = kept["winner"].astype(str).to_numpy()
     score = np.where(kw == "a", 1.0, np.where(kw == "b", 0.0, 0.5))
     return kept, score
+
+
+def blended_judge_prompts(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Judges whose verdicts in ``df`` come from more than one judge prompt: ``{judge: [prompts]}``.
+
+    Such verdicts must not be pooled into one rating (each prompt would count the same pair again); ratings
+    ask for one prompt (``judge_prompt`` filter) instead.
+    """
+    df = validate_battles(df)
+    judges = df[(df["source"] == "judge") & df["judge_prompt"].notna()]
+    if judges.empty:
+        return {}
+    prompts = judges.groupby(judges["annotator"].fillna("judge").astype(str))["judge_prompt"].unique()
+    return {str(j): sorted(map(str, p)) for j, p in prompts.items() if len(p) > 1}

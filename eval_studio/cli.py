@@ -103,15 +103,23 @@ def cmd_judge(args: argparse.Namespace) -> int:
     config = JudgeConfig(
         prompt=args.prompt, model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
         temperature=args.temperature, max_tokens=args.max_tokens, concurrency=args.concurrency,
-        use_cache=not args.no_cache, price_in=args.price_in, price_out=args.price_out,
+        use_cache=not args.no_cache, cache_errors=args.cache_errors, price_in=args.price_in, price_out=args.price_out,
     )
 
     def show(p: Any) -> None:
         if sys.stderr.isatty() or p.status != "running":
             print(f"\r[{p.status}] {p.done}/{p.total} calls, {p.errors} errors", end="\n" if p.status != "running" else "", file=sys.stderr)
 
-    runner = judge_pairs(_engine(args), config, task=args.task, language=args.language, limit=args.limit, on_progress=show)
-    status = runner.join()
+    engine = _engine(args)
+    runner = judge_pairs(engine, config, task=args.task, language=args.language, limit=args.limit, on_progress=show)
+    try:
+        status = runner.join()
+    except KeyboardInterrupt:  # join() cancelled the run: nothing more was sent, the calls in flight finished
+        from eval_studio.store.judging import run_status
+
+        status = run_status(engine, runner.run_id)
+        print(f"run {status.id}: {status.status}: {status.message}")
+        return 130
     print(f"run {status.id}: {status.status}: {status.message}")
     return 0 if status.status == "done" else 1
 
@@ -203,6 +211,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-tokens", type=int, default=1024)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--no-cache", action="store_true", help="always call the endpoint")
+    p.add_argument("--cache-errors", action="store_true",
+                   help="also cache (and replay) outputs that do not parse (default: such calls are asked again)")
     p.add_argument("--price-in", type=float, default=None, help="USD per 1M prompt tokens (ledger)")
     p.add_argument("--price-out", type=float, default=None, help="USD per 1M completion tokens (ledger)")
     _db(p)

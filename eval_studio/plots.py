@@ -108,10 +108,16 @@ class Dashboard:
 
 
 def dashboard(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, seed: int = 0, ties: str = "half",
-              both_bad: str = "tie") -> Dashboard:
-    """Compute every leaderboard result for ``df`` (already filtered) and build the figures."""
+              both_bad: str = "tie", calls: pd.DataFrame | None = None, **rating: float) -> Dashboard:
+    """Compute every leaderboard result for ``df`` (already filtered) and build the figures.
+
+    ``calls``: the judges' per-call rows (the store's ``load_battles(..., merge_orders=False)``, filtered alike),
+    from which position consistency is computed when ``df`` holds order-merged verdicts; ``rating``: ``prior`` /
+    ``min_battles`` for ``ratings.compute_ratings``.
+    """
     df = validate_battles(df)
-    table = ratings.compute_ratings(df, method=method, rounds=rounds, seed=seed, ties=ties, both_bad=both_bad)
+    table = ratings.compute_ratings(df, method=method, rounds=rounds, seed=seed, ties=ties, both_bad=both_bad,
+                                    **rating)
     order = table["model"].tolist() or None
     scored = bool(df["score_a"].notna().any() or df["score_b"].notna().any())
     if scored:
@@ -123,7 +129,7 @@ def dashboard(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, seed: 
     lang_matrix = paper_views.pivot(lang, "language", value)
     if order is not None and not lang_matrix.empty:
         lang_matrix = lang_matrix.reindex(columns=[m for m in order if m in lang_matrix.columns])
-    agree = agreement.agreement_summary(df) if len(df) else {}
+    agree = agreement.agreement_summary(df, calls=calls) if len(df) or (calls is not None and len(calls)) else {}
     lc = length_control.length_controlled(df, ties=ties, both_bad=both_bad)
     figs = {
         "ratings": ratings_figure(table, f"{'Bradley-Terry' if method == 'bt' else 'Online Elo'} ratings with 95% CIs"),

@@ -1,8 +1,17 @@
 """Ratings over the battle table: online Elo, Bradley-Terry MLE, bootstrap CIs, CI ranks, pairwise matrices.
 
 Conventions follow Chatbot Arena (FastChat ``elo_analysis.py`` / ``rating_systems.py``) so numbers are comparable:
-Elo k=4, base 10, scale 400, start 1000; Bradley-Terry is the unregularised maximum-likelihood fit with a tie
-as half a win for each side, on the same scale, centred so the mean rating is ``init``.
+Elo k=4, base 10, scale 400, start 1000; Bradley-Terry is the maximum-likelihood fit with a tie as half a win for
+each side, on the same scale. ``bradley_terry`` / ``bootstrap_bt`` with ``prior=0`` (their default) are exactly
+FastChat's unregularised fit, centred so the mean rating is ``init``.
+
+The leaderboard (``compute_ratings``) adds a weak prior, because the unregularised fit is unbounded for a model
+that won (or lost) all its few games (one vote gave 2886.9 with a 95% CI of [2886.9, 2886.9]): every model plays
+``PRIOR_GAMES`` (2) virtual games against an anchor fixed at ``init`` (1000), each game a tie. That is the same
+as fitting the battle table plus those tie rows and reading ratings relative to the anchor; it shrinks models
+with little evidence towards 1000 and is negligible after a few dozen battles. Models with fewer than
+``MIN_BATTLES`` (10) battles are marked ``provisional``, and their interval is at least the normal approximation
+of the penalised fit (a bootstrap of one battle has no spread at all).
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ from scipy.optimize import minimize
 
 from eval_studio.battle_table import outcomes, validate_battles
 
-RESULT_COLUMNS = ["model", "rating", "lower", "upper", "rank", "battles"]
+RESULT_COLUMNS = ["model", "rating", "lower", "upper", "rank", "battles", "provisional"]
+PRIOR_GAMES = 2.0  # virtual tie games of every model against an anchor rated ``init`` (leaderboard default)
+MIN_BATTLES = 10  # fewer battles than this: the model's rating is marked provisional
 
 
 @dataclass(frozen=True)
@@ -63,13 +74,30 @@ class _PairLoss:
         """Battles and wins of the lower id per pair, for weights of shape (U,) or (R, U)."""
         return weights @ self.onehot, (weights * self.share) @ self.onehot
 
-    def __call__(self, r: np.ndarray, n: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    def __call__(self, r: np.ndarray, n: np.ndarray, w: np.ndarray, prior: float = 0.0) -> tuple[float, np.ndarray]:
         z = self.alpha * (r[self.lo] - r[self.hi])
         # -[w log s(z) + (n - w) log s(-z)], written stably with logaddexp
         loss = float(np.sum(w * np.logaddexp(0.0, -z) + (n - w) * np.logaddexp(0.0, z)))
         gz = self.alpha * (n * _expit(z) - w)
         grad = np.bincount(self.lo, gz, self.n_models) - np.bincount(self.hi, gz, self.n_models)
+        if prior:  # ``prior`` tie games of every model against an anchor fixed at 0
+            za = self.alpha * r
+            loss += float(prior * np.sum(0.5 * np.logaddexp(0.0, -za) + 0.5 * np.logaddexp(0.0, za)))
+            grad = grad + prior * self.alpha * (_expit(za) - 0.5)
         return loss, grad
+
+    def hessian(self, r: np.ndarray, n: np.ndarray, prior: float) -> np.ndarray:
+        """Second derivatives of the (unnormalised) loss at ``r``: pair totals ``n`` plus the prior games."""
+        z = self.alpha * (r[self.lo] - r[self.hi])
+        v = self.alpha**2 * n * _expit(z) * _expit(-z)
+        h = np.zeros((self.n_models, self.n_models))
+        np.add.at(h, (self.lo, self.lo), v)
+        np.add.at(h, (self.hi, self.hi), v)
+        np.add.at(h, (self.lo, self.hi), -v)
+        np.add.at(h, (self.hi, self.lo), -v)
+        za = self.alpha * r
+        h[np.diag_indices(self.n_models)] += prior * self.alpha**2 * _expit(za) * _expit(-za)
+        return h
 
 
 def _one_blas_thread() -> AbstractContextManager:
@@ -86,35 +114,53 @@ def _expit(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _fit(loss: _PairLoss, n: np.ndarray, w: np.ndarray, x0: np.ndarray, tol: float) -> np.ndarray:
+def _fit(loss: _PairLoss, n: np.ndarray, w: np.ndarray, x0: np.ndarray, tol: float, prior: float = 0.0) -> np.ndarray:
     total = n.sum()
     if total == 0:
         return x0.copy()
     # normalised to a mean loss so one tolerance fits any number of battles
-    res = minimize(loss, x0, args=(n / total, w / total), jac=True, method="L-BFGS-B",
+    res = minimize(loss, x0, args=(n / total, w / total, prior / total), jac=True, method="L-BFGS-B",
                    options={"maxiter": 500, "gtol": tol, "ftol": 1e-15})
     return res.x
 
 
 def bradley_terry(df: pd.DataFrame, *, base: float = 10.0, scale: float = 400.0, init: float = 1000.0,
-                  ties: str = "half", both_bad: str = "tie", tol: float = 1e-9) -> pd.Series:
-    """Maximum-likelihood Bradley-Terry ratings (Elo scale), best first."""
+                  ties: str = "half", both_bad: str = "tie", tol: float = 1e-9, prior: float = 0.0) -> pd.Series:
+    """Maximum-likelihood Bradley-Terry ratings (Elo scale), best first.
+
+    ``prior``: virtual tie games of every model against an anchor fixed at ``init`` (0: unregularised, FastChat's).
+    """
     m = encode(df, ties, both_bad)
     if not m.models:
         return pd.Series(dtype=float)
     loss = _PairLoss(m, math.log(base))
     n, w = loss.totals(m.counts)
     with _one_blas_thread():
-        r = _fit(loss, n, w, np.zeros(len(m.models)), tol)
+        r = _fit(loss, n, w, np.zeros(len(m.models)), tol, prior)
     return pd.Series(r * scale + init, index=m.models).sort_values(ascending=False)
 
 
+def laplace_se(df: pd.DataFrame, ratings: pd.Series, *, prior: float, base: float = 10.0, scale: float = 400.0,
+               init: float = 1000.0, ties: str = "half", both_bad: str = "tie") -> pd.Series:
+    """Standard errors (rating points) of the prior-penalised BT fit from its curvature (normal approximation)."""
+    m = encode(df, ties, both_bad)
+    if not m.models or prior <= 0:
+        return pd.Series(np.nan, index=ratings.index)
+    loss = _PairLoss(m, math.log(base))
+    n, _ = loss.totals(m.counts)
+    r = (ratings.reindex(m.models).to_numpy(dtype=float) - init) / scale
+    cov = np.linalg.inv(loss.hessian(r, n, prior))
+    return pd.Series(np.sqrt(np.clip(np.diag(cov), 0.0, None)) * scale, index=m.models).reindex(ratings.index)
+
+
 def bootstrap_bt(df: pd.DataFrame, rounds: int = 100, *, seed: int = 0, base: float = 10.0, scale: float = 400.0,
-                 init: float = 1000.0, ties: str = "half", both_bad: str = "tie", tol: float = 1e-9) -> pd.DataFrame:
+                 init: float = 1000.0, ties: str = "half", both_bad: str = "tie", tol: float = 1e-9,
+                 prior: float = 0.0) -> pd.DataFrame:
     """Bradley-Terry on ``rounds`` resamples of the battles (with replacement): one row per round.
 
     Resampling battles is drawn as multinomial counts over the unique (a, b, outcome) rows, exactly as FastChat's
-    ``compute_bootstrap_bt`` (same seed -> same samples); each round warm-starts from the full-data fit.
+    ``compute_bootstrap_bt`` (same seed -> same samples); each round warm-starts from the full-data fit. The
+    ``prior`` games are part of every round's fit, never resampled.
     """
     m = encode(df, ties, both_bad)
     if not m.models or rounds <= 0:
@@ -125,8 +171,8 @@ def bootstrap_bt(df: pd.DataFrame, rounds: int = 100, *, seed: int = 0, base: fl
     n_all, w_all = loss.totals(m.counts)
     ns, ws = loss.totals(draws)
     with _one_blas_thread():
-        x0 = _fit(loss, n_all, w_all, np.zeros(len(m.models)), tol)
-        out = np.array([_fit(loss, ns[i], ws[i], x0, tol) for i in range(rounds)])
+        x0 = _fit(loss, n_all, w_all, np.zeros(len(m.models)), tol, prior)
+        out = np.array([_fit(loss, ns[i], ws[i], x0, tol, prior) for i in range(rounds)])
     return pd.DataFrame(out * scale + init, columns=m.models)
 
 
@@ -204,15 +250,24 @@ def predicted_win_rate(ratings: pd.Series, base: float = 10.0, scale: float = 40
 
 def compute_ratings(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, seed: int = 0, ci: float = 0.95,
                     ties: str = "half", both_bad: str = "tie", k: float = 4.0, base: float = 10.0,
-                    scale: float = 400.0, init: float = 1000.0) -> pd.DataFrame:
-    """The leaderboard: point rating, bootstrap CI, CI rank and battle count per model, best first."""
+                    scale: float = 400.0, init: float = 1000.0, prior: float = PRIOR_GAMES,
+                    min_battles: int = MIN_BATTLES) -> pd.DataFrame:
+    """The leaderboard: point rating, CI, CI rank, battle count and provisional flag per model, best first.
+
+    Bradley-Terry uses the weak prior (``prior`` virtual tie games against an anchor at ``init``; 0 turns it off)
+    and bootstrap CIs; a model with fewer than ``min_battles`` battles is ``provisional`` and its interval is at
+    least the prior-penalised fit's normal approximation. Online Elo takes no prior (its start value is one).
+    """
     if method not in ("bt", "elo"):
         raise ValueError(f"method must be 'bt' or 'elo', not {method!r}")
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), not {ci}")
+    if prior < 0 or min_battles < 0:
+        raise ValueError("prior and min_battles must be 0 or more")
     common = {"base": base, "scale": scale, "init": init, "ties": ties, "both_bad": both_bad}
     if method == "bt":
-        point, boot = bradley_terry(df, **common), bootstrap_bt(df, rounds, seed=seed, **common)
+        point = bradley_terry(df, prior=prior, **common)
+        boot = bootstrap_bt(df, rounds, seed=seed, prior=prior, **common)
     else:
         point, boot = online_elo(df, k=k, **common), bootstrap_elo(df, rounds, seed=seed, k=k, **common)
     if point.empty:
@@ -224,9 +279,16 @@ def compute_ratings(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, 
         lower, upper = point.copy(), point.copy()
     kept, _ = outcomes(validate_battles(df), ties, both_bad)
     counts = pd.concat([kept["model_a"], kept["model_b"]]).value_counts().reindex(point.index, fill_value=0)
+    provisional = counts < min_battles
+    if method == "bt" and prior > 0 and provisional.any():
+        from scipy.stats import norm
+
+        half = norm.ppf(1 - (1 - ci) / 2) * laplace_se(df, point, prior=prior, **common)
+        lower = lower.where(~provisional, np.minimum(lower, point - half))
+        upper = upper.where(~provisional, np.maximum(upper, point + half))
     out = pd.DataFrame({"model": point.index, "rating": point.to_numpy(), "lower": lower.to_numpy(),
                         "upper": upper.to_numpy(), "rank": ci_ranks(lower, upper).to_numpy(),
-                        "battles": counts.to_numpy().astype(int)})
+                        "battles": counts.to_numpy().astype(int), "provisional": provisional.to_numpy()})
     return out.sort_values(["rank", "rating"], ascending=[True, False]).reset_index(drop=True)
 
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from eval_studio.battle_table import BOTH_BAD_MODES, TIE_MODES, filter_battles, read_battles_jsonl
+from eval_studio.battle_table import (
+    BOTH_BAD_MODES,
+    KINDS,
+    TIE_MODES,
+    blended_judge_prompts,
+    filter_battles,
+    read_battles_jsonl,
+)
 
 
 def register(studio_subparsers: Any) -> None:
@@ -47,6 +54,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     f.add_argument("--category", help="comma-separated question categories")
     f.add_argument("--source", choices=["human", "judge", "both"], default="both")
     f.add_argument("--annotator", help="comma-separated annotator / judge names")
+    f.add_argument("--kind", help=f"comma-separated kinds of evidence: {', '.join(KINDS)} (default: all)")
+    f.add_argument("--judge-prompt", help="comma-separated judge prompts whose verdicts count (ratings and the "
+                                          "report need one per judge model)")
     f.add_argument("--since", help="first date (UTC), e.g. 2024-05-01")
     f.add_argument("--until", help="last date (UTC, inclusive)")
     o = p.add_argument_group("rating options")
@@ -55,6 +65,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--ties", choices=TIE_MODES, default="half", help="a tie is half a win each, or dropped")
     o.add_argument("--both-bad", choices=BOTH_BAD_MODES, default="tie", help="'both bad' counts as a tie, or dropped")
+    o.add_argument("--prior", type=float, default=None, metavar="GAMES",
+                   help="Bradley-Terry prior: virtual tie games of each model against an anchor rated 1000 "
+                        "(default: eval_studio.ratings.PRIOR_GAMES = 2; 0 = unregularised, as FastChat)")
+    o.add_argument("--min-battles", type=int, default=None, metavar="N",
+                   help="models with fewer battles are marked provisional (default: ratings.MIN_BATTLES = 10)")
 
 
 def _load(args: argparse.Namespace, judge_calls: bool = False) -> pd.DataFrame:
@@ -68,11 +83,21 @@ def _load(args: argparse.Namespace, judge_calls: bool = False) -> pd.DataFrame:
         url = args.db or default_url()
         df = load_battles(url, source="judge", merge_orders=False) if judge_calls else load_battles(url)
     return filter_battles(df, language=args.language, group=args.group, category=args.category, source=args.source,
-                          annotator=args.annotator, since=args.since, until=args.until)
+                          annotator=args.annotator, since=args.since, until=args.until, kind=args.kind,
+                          judge_prompt=args.judge_prompt)
+
+
+def _one_prompt_per_judge(df: pd.DataFrame) -> None:
+    """Ratings count each judge verdict as a battle: one pair judged under two prompts must not count twice."""
+    blended = blended_judge_prompts(df)
+    if blended:
+        which = "; ".join(f"{j}: {', '.join(p)}" for j, p in sorted(blended.items()))
+        raise ValueError(f"judge verdicts from several judge prompts ({which}) would count each pair more than "
+                         "once: choose one with --judge-prompt (or --source human)")
 
 
 def _filters_text(args: argparse.Namespace) -> str:
-    names = ("language", "group", "category", "annotator", "since", "until")
+    names = ("language", "group", "category", "annotator", "kind", "judge_prompt", "since", "until")
     parts = [f"{n}={getattr(args, n)}" for n in names if getattr(args, n)]
     if args.source != "both":
         parts.append(f"source={args.source}")
@@ -100,13 +125,15 @@ def _records(table: pd.DataFrame) -> list[dict]:
 
 
 def _rating_kwargs(args: argparse.Namespace) -> dict:
-    return {"method": args.method, "rounds": args.rounds, "seed": args.seed, "ties": args.ties, "both_bad": args.both_bad}
+    return {"method": args.method, "rounds": args.rounds, "seed": args.seed, "ties": args.ties, "both_bad": args.both_bad,
+            **{k: v for k, v in (("prior", args.prior), ("min_battles", args.min_battles)) if v is not None}}
 
 
 def _ratings(args: argparse.Namespace) -> int:
     def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
         from eval_studio.ratings import compute_ratings, ratings_by
 
+        _one_prompt_per_judge(df)
         head = {"method": args.method, "rounds": args.rounds, "seed": args.seed, "battles": len(df), "by": args.by}
         if args.by:
             table = ratings_by(df, args.by, **_rating_kwargs(args))
@@ -134,6 +161,8 @@ def _agreement(args: argparse.Namespace) -> int:
         both_bad = "tie" if args.both_bad == "tie" else "keep"
         calls = None if args.battles else _load(args, judge_calls=True)  # file rows are per call already
         out = json_safe(agreement_summary(df, both_bad=both_bad, calls=calls))
+        for warning in out["warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
         if args.json:
             print(json.dumps(out, ensure_ascii=False, indent=2))
             return 0
@@ -147,7 +176,13 @@ def _agreement(args: argparse.Namespace) -> int:
             print(f"{name} agreement: with ties {_num(a['with_ties'])} (n={a['n_with_ties']}), "
                   f"without ties {_num(a['without_ties'])} (n={a['n_without_ties']})")
         pc = out["position_consistency"]
-        print(f"judge position consistency: {_num(pc['consistency'])} over {pc['n_pairs']} both-order pairs")
+        print(f"judge position consistency: {_num(pc['consistency'])} over {pc['n_pairs']} both-order pairs "
+              f"(biased to first {_num(pc['biased_to_first'])}, to second {_num(pc['biased_to_second'])})")
+        raters = out["human_judge_agreement"]["by_judge"]
+        if len(raters) > 1:  # each (judge model, prompt) is its own rater
+            for name, a in raters.items():
+                print(f"  {name}: human-judge with ties {_num(a['with_ties'])} (n={a['n_with_ties']}), "
+                      f"consistency {_num(out['position_consistency']['by_judge'].get(name, {}).get('consistency'))}")
         return 0
 
     return _run(body, args)
@@ -163,6 +198,8 @@ def _report(args: argparse.Namespace) -> int:
 
         from eval_studio.store.bench import bench_file_rows, list_bench
 
+        _one_prompt_per_judge(df)
+        calls = None if args.battles else _load(args, judge_calls=True)  # per-call rows: position consistency
         if args.bench:
             bench = [row for path in args.bench for row in bench_file_rows(path)]
         elif not args.battles:  # benchmark results live in the database (bactrian studio import-bench)
@@ -171,7 +208,7 @@ def _report(args: argparse.Namespace) -> int:
             bench = list_bench(args.db or default_url())
         else:
             bench = None
-        path = write_report(df, args.out, title=args.title, filters=_filters_text(args), bench=bench,
+        path = write_report(df, args.out, title=args.title, filters=_filters_text(args), bench=bench, calls=calls,
                             **_rating_kwargs(args))
         print(f"wrote {path} ({len(df)} battles" + (f", {len(bench)} benchmark metrics" if bench else "") + ")")
         return 0

@@ -27,6 +27,7 @@ h1 { margin-bottom: 0.2em; } .meta { color: #666; margin-bottom: 1.5em; }
 table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 10px; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 section { margin: 2em 0; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
+.warning { color: #9a5b00; }
 """
 
 
@@ -81,15 +82,17 @@ def bench_section(bench: list[dict] | None) -> str:
 
 def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboard", filters: str = "",
                   method: str = "bt", rounds: int = 100, seed: int = 0, ties: str = "half", both_bad: str = "tie",
-                  bench: list[dict] | None = None) -> str:
-    """The report as an HTML string; ``bench``: rows of the ``benchmark_runs`` table, if any."""
-    dash = dashboard(df, method=method, rounds=rounds, seed=seed, ties=ties, both_bad=both_bad)
+                  bench: list[dict] | None = None, calls: pd.DataFrame | None = None, **rating: float) -> str:
+    """The report as an HTML string; ``bench``: rows of the ``benchmark_runs`` table, if any; ``calls``: the
+    judges' per-call rows (position consistency); ``rating``: ``prior`` / ``min_battles`` for the ratings."""
+    dash = dashboard(df, method=method, rounds=rounds, seed=seed, ties=ties, both_bad=both_bad, calls=calls, **rating)
     charts = [_chart_html(dash.figures[name], f"fig-{name}", name) for name in FIGURE_IDS]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = (f"{len(df)} battles &middot; {'Bradley-Terry' if method == 'bt' else 'online Elo'}, {rounds} bootstrap "
             f"rounds (seed {seed}), ties: {html.escape(ties)}, both bad: {html.escape(both_bad)}"
             + (f" &middot; filters: {html.escape(filters)}" if filters else "") + f" &middot; {stamp}")
     agreement = html.escape(json.dumps(json_safe(dash.agreement), indent=2, ensure_ascii=False))
+    warnings = "".join(f'<p class="warning">Warning: {html.escape(w)}</p>' for w in dash.agreement.get("warnings", []))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style>
@@ -99,7 +102,7 @@ def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboa
 <section><h2>Ratings</h2>{_table_html(dash.table)}</section>
 {"".join(charts)}
 {bench_section(bench)}
-<section><h2>Agreement</h2><pre id="agreement-json">{agreement}</pre></section>
+<section><h2>Agreement</h2>{warnings}<pre id="agreement-json">{agreement}</pre></section>
 </body></html>
 """
 

@@ -6,8 +6,11 @@ Rules, in order:
 2. That line must lie outside any fenced region (text between two identical ``<<<FENCE-...>>>`` marker lines),
    so material the judge echoed back cannot supply the verdict.
 3. It must hold exactly one ``[[...]]`` token, of the prompt's format and range, followed only by punctuation.
-4. If the same line also appears verbatim inside the question or an answer, it may be an injected, echoed
-   verdict: error. An injection can at worst turn a call into an error, never into a vote.
+4. Verdict strings inside the question or an answer never count, and never void the judge's own verdict (the
+   "veto attack": an answer holding both ``My final verdict: [[A]]`` and ``My final verdict: [[B]]`` lines
+   must not turn every verdict on its pairs into an error). A last line that also appears verbatim in that
+   material is the judge's own when the judge's own words lead up to it; it is an error only when the judge's
+   own (unfenced) text ends with a copied block, i.e. the own line before it is copied too (an unfenced echo).
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ def _shown_lines(texts: tuple[str, ...]) -> set[str]:
     return {line.strip() for t in texts for line in t.splitlines() if line.strip()}
 
 
+def _echoed_tail(lines: list[tuple[str, bool]], last: int, shown: set[str]) -> bool:
+    """Whether the verdict line (``lines[last]``) and the judge's own non-empty line before it both appear
+    verbatim in the shown material: the output ends with a copied block, not with the judge's own conclusion."""
+    if lines[last][0].strip() not in shown:
+        return False
+    before = [text.strip() for text, mine in lines[:last] if mine and text.strip()]
+    return not before or before[-1] in shown
+
+
 def parse_output(prompt_type: str, raw: str | None, shown: tuple[str, ...]) -> Parsed:
     """Parse a judge output under the rules above; raises :class:`ParseError` with the reason."""
     if raw is None or not raw.strip():
@@ -76,8 +88,8 @@ def parse_output(prompt_type: str, raw: str | None, shown: tuple[str, ...]) -> P
     justification = line[: token.start()] + "".join(text for text, mine in lines[:last] if mine)
     if not re.search(r"\w{2,}", LABEL.sub("", justification)):
         raise ParseError("verdict without a justification")
-    if line.strip() in _shown_lines(shown):
-        raise ParseError("the verdict line also appears inside the question or an answer (possible injection)")
+    if _echoed_tail(lines, last, _shown_lines(shown)):
+        raise ParseError("the output ends with lines copied from the question or an answer (possible injection)")
     return _token(prompt_type, token.group(1))
 
 

@@ -1,9 +1,14 @@
 """Run a judge prompt over stored pairs through any OpenAI-compatible endpoint, in a background thread.
 
 Each pair is judged twice (both presentation orders, or each answer alone for single-answer prompts).
-Responses are cached by (prompt content hash, judge model, params); every call goes into the token/cost
-ledger. The API key is read from an environment variable at run time and is never stored: it is not part
-of any config that is persisted, and it is redacted from anything the endpoint sends back before storage.
+Responses are cached by (endpoint, judge model, prompt content hash, params): a rerun against another URL asks
+that endpoint. Only parseable outputs are cached unless ``cache_errors`` is set, and a cached output that does
+not parse is never replayed (the call is made again), so a resumed run retries its failures. Every call goes into
+the token/cost ledger. Cancelling (``cancel()``, or Ctrl-C while ``join()`` waits) sends no further requests: the
+calls in flight finish and the run ends ``cancelled``. A run whose process died is marked ``error`` with an
+``interrupted: ...`` message when the next run starts (``judging.mark_interrupted_runs``). The API key is read
+from an environment variable at run time and is never stored: it is not part of any config that is persisted,
+and it is redacted from anything the endpoint sends back before storage.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class JudgeConfig:
     seed: int | None = None
     concurrency: int = 4
     use_cache: bool = True
+    cache_errors: bool = False  # also cache (and replay) outputs that do not parse
     timeout_s: float = 120.0
     max_retries: int = 2
     price_in: float | None = None  # USD per 1M prompt tokens (default: data/prices.json)
@@ -133,6 +139,7 @@ class JudgeRunner:
         self.prompt = get_prompt(config.prompt)
         self.on_progress = on_progress
         self._stop = threading.Event()
+        self._finished = threading.Event()  # set when the run has its final status
         self._thread: threading.Thread | None = None
         self.run_id: int | None = None
 
@@ -141,12 +148,14 @@ class JudgeRunner:
         if self._thread is not None:
             raise RuntimeError("this runner was already started")
         params = self.config.params()
+        judging.mark_interrupted_runs(self.engine)  # runs left "running" by a process that is gone
         done = judging.completed_calls(self.engine, prompt_name=self.prompt.name, prompt_hash=self.prompt.hash,
-                                       judge_model=self.config.model, params_hash=_hash(params))
+                                       judge_model=self.config.model, params_hash=_hash(params),
+                                       base_url=public_url(self.config.base_url))
         self._calls = [(t, o) for t in self.targets for o in self.prompt.orderings if (t.pair_id, o) not in done]
         self.run_id = judging.create_run(
             self.engine, prompt_name=self.prompt.name, prompt_hash=self.prompt.hash, judge_model=self.config.model,
-            base_url=public_url(self.config.base_url), params=params, n_total=len(self._calls),
+            base_url=public_url(self.config.base_url), params=params, n_total=len(self._calls), live=True,
         )
         self._thread = threading.Thread(target=self._main, name=f"judge-run-{self.run_id}", daemon=True)
         self._thread.start()
@@ -156,9 +165,18 @@ class JudgeRunner:
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> RunStatus:
+        """Wait for the run. Ctrl-C (KeyboardInterrupt) while waiting cancels it: no further requests are sent,
+        the calls in flight finish, the run is recorded as ``cancelled``, then the KeyboardInterrupt goes on."""
         if self._thread is None:
             raise RuntimeError("start() the runner first")
-        self._thread.join(timeout)
+        # An Event, not Thread.join: a join interrupted by Ctrl-C may mark a live thread as stopped (bpo-45274),
+        # after which a second join returns at once, before the run is recorded as cancelled.
+        try:
+            self._finished.wait(timeout)
+        except KeyboardInterrupt:
+            self.cancel()
+            self._finished.wait()
+            raise
         return judging.run_status(self.engine, self.run_id)
 
     def run(self) -> RunStatus:
@@ -185,7 +203,8 @@ class JudgeRunner:
                         raise
                     self._report("running")
             if self._stop.is_set():
-                status, message = "cancelled", "cancelled"
+                st = judging.run_status(self.engine, self.run_id)
+                status, message = "cancelled", f"cancelled after {st.n_done} of {st.n_total} calls"
         except EndpointError as e:
             self._stop.set()
             status, message = "error", _redact(str(e), key)
@@ -196,8 +215,12 @@ class JudgeRunner:
         if status == "done":
             st = judging.run_status(self.engine, self.run_id)
             message = f"{st.n_done} calls, {st.n_errors} unparseable or failed"
-        judging.finish_run(self.engine, self.run_id, status, message)
-        self._report(status, message)
+        try:
+            judging.finish_run(self.engine, self.run_id, status, message)
+            self._report(status, message)
+        finally:
+            judging.forget_live_run(self.run_id)
+            self._finished.set()
 
     def _report(self, status: str, message: str | None = None) -> None:
         if self.on_progress is None:
@@ -215,25 +238,35 @@ class JudgeRunner:
         shown = {"ab": (target.answer_a, target.answer_b), "ba": (target.answer_b, target.answer_a),
                  "a": (target.answer_a,), "b": (target.answer_b,)}[ordering]
         params = cfg.params()
-        cache_key = _hash([content_key(prompt, target.question, shown, target.language), cfg.model, params])
+        cache_key = _hash([public_url(cfg.base_url), content_key(prompt, target.question, shown, target.language),
+                           cfg.model, params])
         response = judging.cache_get(self.engine, cache_key) if cfg.use_cache else None
         cached = response is not None
         error: str | None = None
+        result: tuple[str | None, float | None, float | None] | str | None = None  # pair terms, or why unparseable
+        if cached:
+            response = CachedResponse(_redact(response.raw_output, key), response.prompt_tokens, response.completion_tokens)
+            result = self._parse(ordering, response, target, shown)
+            if isinstance(result, str) and not cfg.cache_errors:
+                response, cached = None, False  # a cached failure is not replayed: ask again
         if response is None:
+            if self._stop.is_set():
+                return  # cancelled meanwhile: send nothing more
             try:
                 response = self._ask(client, target, shown)
             except openai.APIStatusError as e:  # one call refused (e.g. a too-long prompt): an error row, run goes on
-                error = _redact(f"api error {e.status_code}: {e.message}", key)
-        if response is not None:
-            response = CachedResponse(_redact(response.raw_output, key), response.prompt_tokens, response.completion_tokens)
-            if not cached:
-                judging.cache_put(self.engine, cache_key, judge_model=cfg.model, params=params, response=response)
+                error = _redact(f"api error {e.status_code}: {e.message}", key)  # never cached
+            if response is not None:
+                response = CachedResponse(_redact(response.raw_output, key), response.prompt_tokens, response.completion_tokens)
+                result = self._parse(ordering, response, target, shown)
+                if not isinstance(result, str) or cfg.cache_errors:
+                    judging.cache_put(self.engine, cache_key, judge_model=cfg.model, params=params, response=response)
         verdict = score_a = score_b = None
         if error is None:
-            try:
-                verdict, score_a, score_b = _to_pair_terms(prompt, ordering, parse_output(prompt.type, response.raw_output, (target.question, *shown)))
-            except ParseError as e:
-                error = f"unparseable: {e}"
+            if isinstance(result, str):
+                error = f"unparseable: {result}"
+            else:
+                verdict, score_a, score_b = result
         pt, ct = (response.prompt_tokens, response.completion_tokens) if response else (0, 0)
         price = price_for(cfg)
         judging.record_judgment(
@@ -243,6 +276,15 @@ class JudgeRunner:
             error=error, cached=cached, prompt_tokens=pt, completion_tokens=ct,
             cost_usd=None if price is None else (pt * price[0] + ct * price[1]) / 1e6,
         )
+
+    def _parse(self, ordering: str, response: CachedResponse, target: JudgeTarget,
+               shown: tuple[str, ...]) -> tuple[str | None, float | None, float | None] | str:
+        """The verdict and scores in the pair's own terms, or the reason the output does not parse."""
+        try:
+            parsed = parse_output(self.prompt.type, response.raw_output, (target.question, *shown))
+        except ParseError as e:
+            return str(e)
+        return _to_pair_terms(self.prompt, ordering, parsed)
 
     def _ask(self, client: openai.OpenAI, target: JudgeTarget, shown: tuple[str, ...]) -> CachedResponse:
         cfg = self.config

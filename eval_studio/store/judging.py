@@ -2,15 +2,25 @@
 
 Each judge call is stored with one transaction that writes the judgment, its ledger entry and the run's
 progress counters together, so a crash never leaves a counted-but-missing judgment.
+
+While a run is ``running`` its message names the process that runs it (``running in process PID on HOST``). A
+run whose process is gone (killed, crashed) would otherwise stay ``running`` forever: ``mark_interrupted_runs``
+(called when a run starts) marks it ``error`` with an ``interrupted: ...`` message. (The status column's CHECK
+constraint has no ``interrupted`` value; adding one would take a schema migration.)
 """
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from eval_studio.store.db import read_session, transaction
@@ -68,13 +78,76 @@ def targets(engine: Engine, task: str | None = None, language: str | None = None
         return [JudgeTarget(p.id, p.external_id, p.question, p.answer_a, p.answer_b, p.language) for p in s.scalars(q)]
 
 
-def create_run(engine: Engine, *, prompt_name: str, prompt_hash: str, judge_model: str, base_url: str | None, params: dict[str, Any], n_total: int) -> int:
-    with transaction(engine) as s:
+_OWNER = re.compile(r"^running in process (\d+) on (\S+)$")
+_LIVE: set[int] = set()  # runs whose worker lives in this process
+_LIVE_LOCK = threading.Lock()
+
+
+def _owner() -> str:
+    return f"running in process {os.getpid()} on {socket.gethostname()}"
+
+
+def create_run(engine: Engine, *, prompt_name: str, prompt_hash: str, judge_model: str, base_url: str | None,
+               params: dict[str, Any], n_total: int, live: bool = False) -> int:
+    """A new ``running`` run; ``live``: its worker runs in this process until ``forget_live_run``."""
+    with _LIVE_LOCK, transaction(engine) as s:
         run = JudgeRun(prompt_name=prompt_name, prompt_hash=prompt_hash, judge_model=judge_model, base_url=base_url,
-                       params=params, n_total=n_total, status="running")
+                       params=params, n_total=n_total, status="running", message=_owner())
         s.add(run)
         s.flush()
+        if live:
+            _LIVE.add(run.id)
         return run.id
+
+
+def forget_live_run(run_id: int) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(run_id)
+
+
+def _started_at(pid: int) -> tuple[float | None, bool]:
+    """(start time as a Unix time, zombie?) of a process, from /proc where there is one (else (None, False))."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        btime = next(float(line.split()[1]) for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
+                     if line.startswith("btime"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None, False
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3, starttime field 22
+    return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK"), fields[0] == "Z"
+
+
+def _process_alive(pid: int, run_id: int, created: datetime) -> bool:
+    if pid == os.getpid():
+        return run_id in _LIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        pass
+    started, zombie = _started_at(pid)
+    if zombie:
+        return False
+    return started is None or started <= created.timestamp() + 2.0  # a younger process reuses the number
+
+
+def mark_interrupted_runs(engine: Engine) -> list[int]:
+    """Mark ``running`` runs of this host whose process is gone as ``error`` ("interrupted: ..."); their ids.
+
+    Runs of other hosts, and runs without an owner (recorded before owners were), are left alone: whether
+    they still run cannot be told from here."""
+    host, out = socket.gethostname(), []
+    with _LIVE_LOCK, transaction(engine) as s:
+        for run in s.scalars(select(JudgeRun).where(JudgeRun.status == "running")):
+            m = _OWNER.match(run.message or "")
+            if m is None or m.group(2) != host or _process_alive(int(m.group(1)), run.id, run.created):
+                continue
+            run.status, run.finished = "error", utcnow()
+            run.message = (f"interrupted: process {m.group(1)} on {host} ended without finishing this run "
+                           f"({run.n_done} of {run.n_total} calls made; a new run resumes the rest)")
+            out.append(run.id)
+    return out
 
 
 def finish_run(engine: Engine, run_id: int, status: str, message: str | None = None) -> None:
@@ -97,15 +170,19 @@ def list_runs(engine: Engine, limit: int = 50) -> list[RunStatus]:
     return [run_status(engine, i) for i in ids]
 
 
-def completed_calls(engine: Engine, *, prompt_name: str, prompt_hash: str, judge_model: str, params_hash: str) -> set[tuple[int, str]]:
-    """(pair id, ordering) already judged without error under exactly this prompt/model/params."""
+def completed_calls(engine: Engine, *, prompt_name: str, prompt_hash: str, judge_model: str, params_hash: str,
+                    base_url: str | None = None) -> set[tuple[int, str]]:
+    """(pair id, ordering) already judged without error under exactly this prompt/model/params, and, given
+    ``base_url``, by that endpoint (judgments without a run or a run URL count for any endpoint)."""
+    q = select(Judgment.pair_id, Judgment.ordering).where(
+        Judgment.prompt_name == prompt_name, Judgment.prompt_hash == prompt_hash,
+        Judgment.judge_model == judge_model, Judgment.params_hash == params_hash, Judgment.error.is_(None),
+    )
+    if base_url is not None:
+        q = q.outerjoin(JudgeRun, Judgment.run_id == JudgeRun.id).where(
+            or_(JudgeRun.base_url.is_(None), JudgeRun.base_url == base_url))
     with read_session(engine) as s:
-        rows = s.execute(
-            select(Judgment.pair_id, Judgment.ordering).where(
-                Judgment.prompt_name == prompt_name, Judgment.prompt_hash == prompt_hash,
-                Judgment.judge_model == judge_model, Judgment.params_hash == params_hash, Judgment.error.is_(None),
-            )
-        ).all()
+        rows = s.execute(q).all()
     return {(p, o) for p, o in rows}
 
 
