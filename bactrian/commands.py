@@ -81,7 +81,7 @@ def run_chat(args: argparse.Namespace) -> int:
     from .client import EndpointError
     from .generation import GenerationParams
     from .models import ModelError
-    from .service import GenRequest
+    from .service import Busy, GenRequest
 
     if args.message is not None and not args.message.strip():
         return _fail("the message is empty")
@@ -126,10 +126,10 @@ def run_chat(args: argparse.Namespace) -> int:
             history.append({"role": "user", "content": line})
             try:
                 history.append({"role": "assistant", "content": answer(history)})
-            except (ValueError, EndpointError) as e:
+            except (ValueError, EndpointError, Busy) as e:
                 history.pop()
                 print(f"error: {e}", file=sys.stderr)
-    except (ValueError, EndpointError) as e:
+    except (ValueError, EndpointError, Busy) as e:
         return _fail(str(e))
     finally:
         service.close()

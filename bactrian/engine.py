@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import kvcache
+from .cpu_linear import speed_up_large_linears
 from .adapters import BASE_ADAPTER, AdapterError, AdapterSet, default_search_dirs, discover
 from .generation import GenerationParams
 from .models import DEFAULT_BASE, LoadedBase, load_base
@@ -58,6 +59,10 @@ class Engine:
             self.tokenizer, stop_token_ids=base.spec.stop_token_ids,
             eos_sources=(getattr(base.model.generation_config, "eos_token_id", None),),
             suppress_prefix=base.spec.suppress_token_prefix, template_stops=self.prompter.stop, device=self.device)
+        if self.device.type == "cpu":  # a batch of rows must cost less than the rows one by one (see cpu_linear)
+            patched = speed_up_large_linears(base.model)
+            if patched:
+                log.info("CPU decoding: %d large linear layer(s) use the few-rows path (%s)", len(patched), ", ".join(patched[:3]))
         self._route_key: tuple[str, ...] | None = None
         self._route_stack = ExitStack()
         self._route_fn: Callable[..., Any] | None = None

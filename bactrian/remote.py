@@ -99,8 +99,10 @@ class RemoteService:
         import openai
 
         count, usage, reason = 0, None, None
+        client = self.endpoint.client()
+        stream.on_cancel(client.close)  # a request still queued on the server is dropped at once, not at its first token
         try:
-            resp = self.endpoint.client().chat.completions.create(
+            resp = client.chat.completions.create(
                 model=request.model, messages=request.messages, stream=True, stream_options={"include_usage": True},
                 **request_params(request.params))
             try:
@@ -122,7 +124,10 @@ class RemoteService:
             completion = usage.completion_tokens if usage else count
             stream.put(StreamEvent("", True, reason or "stop", prompt_tokens, completion))
         except openai.APIConnectionError as e:
-            stream.put(EndpointError(f"cannot reach {self.endpoint.base_url}: {e}"))
+            if stream.cancelled:  # we closed the connection ourselves
+                stream.put(StreamEvent("", True, "cancelled", 0, count))
+                return
+            stream.put(EndpointError(f"{'lost the connection to' if count else 'cannot reach'} {self.endpoint.base_url}: {e}"))
         except openai.RateLimitError as e:
             stream.put(Busy(f"{self.endpoint.base_url} is busy; retry in a moment ({e.status_code})"))
         except openai.APIStatusError as e:

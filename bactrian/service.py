@@ -84,6 +84,7 @@ class Stream:
         self._queue: queue.Queue[StreamEvent | Exception] = queue.Queue()
         self._on_event = on_event
         self._cancel = threading.Event()
+        self._on_cancel: list[Callable[[], None]] = []
         self.closed = False
 
     def put(self, item: StreamEvent | Exception) -> None:
@@ -95,6 +96,14 @@ class Stream:
 
     def cancel(self) -> None:
         self._cancel.set()
+        for fn in self._on_cancel:  # e.g. close a remote request still waiting for its first byte
+            fn()
+
+    def on_cancel(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when the stream is cancelled (at once if it already is)."""
+        self._on_cancel.append(fn)
+        if self.cancelled:
+            fn()
 
     @property
     def cancelled(self) -> bool:
@@ -168,8 +177,8 @@ class LocalService:
     """The in-process engine behind one worker thread, with iteration-level batching."""
 
     def __init__(self, engine: Engine, *, max_rows: int = 16, max_step_tokens: int = 4096, max_queue: int = 64):
-        if max_rows < 1 or max_step_tokens < 1 or max_queue < 0:
-            raise ValueError("max_rows and max_step_tokens must be at least 1, max_queue at least 0")
+        if min(max_rows, max_step_tokens, max_queue) < 1:
+            raise ValueError("max_rows, max_step_tokens and max_queue must be at least 1")
         self.engine = engine
         self.base_name = engine.base_name
         self.max_rows, self.max_step_tokens, self.max_queue = max_rows, max_step_tokens, max_queue

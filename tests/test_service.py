@@ -187,3 +187,36 @@ def test_bfloat16_engine_agrees_with_float32_on_the_first_token(tiny_base):
         outs[dtype] = generate(s, GenRequest(s.base_name, SHORT, params=greedy(1)))
         s.close()
     assert outs["float32"].text == outs["bfloat16"].text and outs["bfloat16"].completion_tokens == 1
+
+
+def test_few_rows_cpu_linear_matches_f_linear():
+    import torch
+    import torch.nn.functional as F
+
+    from bactrian.cpu_linear import skinny_linear
+
+    torch.manual_seed(0)
+    w, b = torch.randn(4096, 1024), torch.randn(4096)  # 16 MiB: the size the fast path is for
+    with torch.inference_mode():
+        for rows in (1, 2, 3, 8, 33):
+            x = torch.randn(rows, 1, 1024)
+            assert torch.allclose(skinny_linear(x, w, b), F.linear(x, w, b), rtol=1e-4, atol=1e-3), rows
+    x = torch.randn(2, 1024, requires_grad=True)  # training keeps F.linear (and its gradients)
+    skinny_linear(x, w).sum().backward()
+    assert x.grad is not None
+
+
+def test_joining_stays_exact_with_every_linear_on_the_few_rows_path(tiny_base, tiny_adapters, monkeypatch):
+    from bactrian import cpu_linear
+
+    monkeypatch.setattr(cpu_linear, "MIN_WEIGHT_BYTES", 0)  # the tiny model's layers all take the fast path
+    engine = Engine.load(str(tiny_base), [str(tiny_adapters["root"])], include_default_dirs=False, device="cpu", dtype="float32")
+    service = LocalService(engine)
+    try:
+        long_req = GenRequest("alpha", LONG, params=greedy(200))
+        short_reqs = [GenRequest("beta", SHORT, params=greedy(12)), GenRequest(service.base_name, SHORT, params=greedy(7))]
+        alone = [generate(service, r).text for r in [long_req, *short_reqs]]
+        long_text, shorts = joined_mid_flight(service, long_req, short_reqs)
+        assert [long_text, *shorts] == alone
+    finally:
+        service.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +22,7 @@ from bactrian.service import Busy, GenRequest, Stream
 from eval_studio.ui.catalog import Catalog
 
 log = logging.getLogger(__name__)
+UPDATE_EVERY_S = 0.05
 SAFE_ERRORS = (InputError, AdapterError, EndpointError, Busy, ValueError)  # their messages are written for users
 
 
@@ -70,13 +72,20 @@ def stream_columns(catalog: Catalog, jobs: list[Job]) -> Iterator[list[Column]]:
                 cols[i] = Column(done=True, error=public_error(e), finish_reason="error")
         if all(c.done for c in cols):
             yield list(cols)
+        last = 0.0
         while not all(c.done for c in cols):
             batch = [events.get()]
-            while True:  # coalesce whatever else arrived: one UI update per burst
+            # coalesce what arrives within UPDATE_EVERY_S: one UI update per burst, so re-rendering the page does
+            # not compete with the decode worker for the interpreter on every token
+            until = max(time.monotonic(), last + UPDATE_EVERY_S)
+            while True:
                 try:
-                    batch.append(events.get_nowait())
+                    batch.append(events.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
+                if isinstance(batch[-1][1], Exception) or batch[-1][1].finished:
+                    break
+            last = time.monotonic()
             for i, ev in batch:
                 c = cols[i]
                 if isinstance(ev, Exception):
