@@ -237,7 +237,11 @@ class LocalService:
                 for r in rows:
                     r.stream.put(ServiceClosed("the generation service was shut down"))
                 return
-            new = [r for r in (self._prepare(t, rows) for t in tickets) if r is not None]
+            new: list[_Row] = []
+            for t in tickets:
+                row = self._prepare(t, rows + new)
+                if row is not None:
+                    new.append(row)
             try:
                 if new:
                     group, logits = self.engine.prefill([r.ids for r in new], [r.adapter for r in new])
@@ -296,7 +300,7 @@ class LocalService:
             return taken
 
     def _prepare(self, t: _Ticket, rows: list[_Row]) -> _Row | None:
-        """Check length and load the adapter; a failing request gets its error alone."""
+        """Check length and load the adapter (beside those of ``rows``); a failing request gets its error alone."""
         p = t.request.params
         try:
             assert t.ids is not None

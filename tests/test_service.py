@@ -220,3 +220,16 @@ def test_joining_stays_exact_with_every_linear_on_the_few_rows_path(tiny_base, t
         assert [long_text, *shorts] == alone
     finally:
         service.close()
+
+
+def test_more_adapters_than_fit_at_once_wait_for_a_free_slot(tiny_base, tiny_adapters):
+    engine = Engine.load(str(tiny_base), [str(tiny_adapters["root"])], include_default_dirs=False, max_loaded=1,
+                         device=DEVICE, dtype=DTYPE)
+    service = LocalService(engine)
+    try:
+        reqs = [GenRequest("alpha", SHORT, params=greedy(8)), GenRequest("beta", SHORT, params=greedy(8))]
+        alone = [generate(service, r).text for r in reqs]
+        together = [s.result().text for s in [service.submit(r) for r in reqs]]  # beta waits until alpha is done
+        assert together == alone and service.stats["largest_batch"] == 1
+    finally:
+        service.close()
