@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.ui_support import SCREENSHOTS, RunningStudio, have_chromium, launch_browser, users_text
+from tests.ui_support import SCREENSHOTS, RunningStudio, ask_named_arena, have_chromium, launch_browser, pick, users_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
@@ -52,14 +52,6 @@ def page(studio):
         browser.close()
 
 
-def pick(page, elem_id: str, name: str) -> None:
-    """Choose the dropdown option whose label ends with the variant name (labels carry a language group)."""
-    box = page.locator(f"#{elem_id} input[role=combobox]")
-    box.click()
-    options = page.locator(f"#{box.get_attribute('aria-controls')}").get_by_role("option")
-    options.filter(has_text=name).last.click()
-
-
 def settled_text(page, selector: str, quiet_s: float = 3.0) -> str:
     """The bot text once it is non-empty and has stopped changing (the stream ended)."""
     deadline = time.monotonic() + TIMEOUT / 1000
@@ -92,13 +84,7 @@ def test_chat_with_the_chinese_demo_adapter(page, studio):
 
 
 def test_arena_multilingual_adapter_against_the_bare_base(page, studio):
-    page.get_by_role("tab", name="Arena").click()
-    page.locator("#arena-mode").get_by_text("Named").click()
-    pick(page, "arena-pick-a", "demo-multi")
-    pick(page, "arena-pick-b", "gemma-3-270m")
-    page.locator("#arena-input textarea").fill("¿Por qué los camellos pueden vivir en el desierto?")
-    page.locator("#arena-send").click()
-    page.locator("#arena-vote-a").wait_for(state="visible")  # both columns complete
+    ask_named_arena(page, "demo-multi", "gemma-3-270m", "¿Por qué los camellos pueden vivir en el desierto?")
     shot(page, "arena")
     page.locator("#arena-vote-a").click()
     page.locator("#arena-reveal").get_by_text("your vote is recorded").wait_for()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.ui_support import CHROMIUM, RunningStudio, alnum, have_chromium, studio_settings
+from tests.ui_support import CHROMIUM, RunningStudio, alnum, ask_named_arena, have_chromium, pick, studio_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
 
@@ -55,12 +55,6 @@ def open_page(browser, url: str):
     page.goto(url)
     page.get_by_role("tab", name="Arena").wait_for()
     return page
-
-
-def pick(page, elem_id: str, label: str) -> None:
-    box = page.locator(f"#{elem_id} input[role=combobox]")
-    box.click()
-    page.locator(f"#{box.get_attribute('aria-controls')}").get_by_role("option", name=label, exact=True).click()
 
 
 def bot_text(page, column: str) -> str:
@@ -162,7 +156,7 @@ def test_chat_and_arena_on_a_served_engine(browser, tiny_base, tiny_adapters, tm
             page = open_page(browser, studio.url)
             try:
                 # Chat with an adapter the remote engine serves
-                pick(page, "chat-model", "[other] alpha")
+                pick(page, "chat-model", "alpha")
                 page.locator("#chat-input textarea").fill("Hi there")
                 page.locator("#chat-send").click()
                 (reply,) = wait_until(lambda: studio.sql("SELECT t.content FROM turns t JOIN conversations c ON c.id = t.conversation_id "
@@ -172,13 +166,7 @@ def test_chat_and_arena_on_a_served_engine(browser, tiny_base, tiny_adapters, tm
                 shot(page, tmp_path / "remote-chat.png")
 
                 # one Arena round, named, and a vote
-                page.get_by_role("tab", name="Arena").click()
-                page.locator("#arena-mode").get_by_text("Named").click()
-                pick(page, "arena-pick-a", "[other] alpha")
-                pick(page, "arena-pick-b", "[other] beta")
-                page.locator("#arena-input textarea").fill("What is the capital of France?")
-                page.locator("#arena-send").click()
-                page.locator("#arena-vote-b").wait_for(state="visible")  # shown once both answers are complete
+                ask_named_arena(page, "alpha", "beta", "What is the capital of France?")
                 shown_a, shown_b = bot_text(page, "arena-a"), bot_text(page, "arena-b")
                 page.locator("#arena-vote-b").click()
                 page.locator("#arena-reveal").get_by_text("your vote is recorded").wait_for()

@@ -17,6 +17,7 @@ from tests.ui_support import (
     alnum,
     demo_pairs,
     have_chromium,
+    pick,
     launch_browser,
     studio_settings,
     write_pairs,
@@ -70,12 +71,6 @@ def shot(page, name: str) -> None:
 
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
-
-
-def pick(page, elem_id: str, label: str) -> None:
-    box = page.locator(f"#{elem_id} input[role=combobox]")
-    box.click()
-    page.locator(f"#{box.get_attribute('aria-controls')}").get_by_role("option", name=label, exact=True).click()
 
 
 def sign_in(page, name: str) -> None:

@@ -95,3 +95,22 @@ def alnum(text: str) -> str:
     A random tiny model often emits lone byte tokens, which decode to U+FFFD; they are real output too.
     """
     return "".join(ch for ch in text if ch.isalnum() or ch == "\ufffd")
+
+
+def pick(page, elem_id: str, name: str) -> None:
+    """Choose the dropdown option whose label ends with the variant name (labels carry a language group)."""
+    box = page.locator(f"#{elem_id} input[role=combobox]")
+    box.click()
+    options = page.locator(f"#{box.get_attribute('aria-controls')}").get_by_role("option")
+    options.filter(has_text=name).last.click()
+
+
+def ask_named_arena(page, model_a: str, model_b: str, question: str) -> None:
+    """Open the Arena, pick two named models and send one question; waits until both answers are complete."""
+    page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-mode").get_by_text("Named").click()
+    pick(page, "arena-pick-a", model_a)
+    pick(page, "arena-pick-b", model_b)
+    page.locator("#arena-input textarea").fill(question)
+    page.locator("#arena-send").click()
+    page.locator("#arena-vote-a").wait_for(state="visible")  # shown once both columns are complete
