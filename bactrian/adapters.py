@@ -152,7 +152,9 @@ def _check_bin(path: Path, label: str) -> None:
 def default_search_dirs(base_name: str) -> list[Path]:
     """Demo adapters shipped in the repo, then the user's own (``$BACTRIAN_HOME/adapters``)."""
     repo_assets = Path(__file__).resolve().parent.parent / "assets" / "adapters" / base_name
-    home = Path(os.environ.get("BACTRIAN_HOME", Path.home() / ".bactrian")).expanduser()
+    from .settings import home as bactrian_home
+
+    home = bactrian_home()
     return [repo_assets, home / "adapters" / base_name, home / "adapters"]
 
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from importlib.metadata import entry_points
+
+DIST = "bactrian-studio"  # the distribution whose extras bring each part's dependencies (pyproject.toml)
+EXTRAS = ("studio", "data", "bench")  # a part named like an extra needs that extra
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -22,17 +26,43 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         eps = [ep for ep in eps if ep.name == command]
     for ep in eps:
         try:
-            register = ep.load()
+            ep.load()(sub)
         except ImportError as e:  # a part whose optional dependencies are missing stays listed, with why
-            p = sub.add_parser(ep.name, help=f"(unavailable: {e})")
-            p.set_defaults(func=lambda args, err=e, name=ep.name: _unavailable(name, err))
-            continue
-        register(sub)
+            why = missing_extra(ep.name, e)
+            p = sub.choices.get(ep.name)
+            if p is None:
+                p = sub.add_parser(ep.name, help=f"(unavailable: {why})")
+                p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)  # whatever follows: same answer
+            p.set_defaults(func=lambda args, why=why, name=ep.name: _unavailable(name, why))
     return parser
 
 
-def _unavailable(name: str, err: Exception) -> int:
-    print(f"error: `bactrian {name}` is unavailable: {err}", file=sys.stderr)
+def missing_extra(command: str, err: ImportError) -> str:
+    """Why a subcommand cannot load, naming the extra that brings the missing module (from our package's metadata)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    module = (getattr(err, "name", None) or "").split(".")[0]
+    extras: list[str] = []
+    try:
+        for req in requires(DIST) or []:
+            name = re.split(r"[\s;<>=!~\[]", req, maxsplit=1)[0]
+            extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", req)
+            if extra and module and _norm(name) == _norm(module) and extra.group(1) not in extras:
+                extras.append(extra.group(1))
+    except PackageNotFoundError:
+        pass
+    extra = command if command in extras or (not extras and command in EXTRAS) else (extras[0] if extras else None)
+    if extra is None:
+        return f"{err}"
+    return f"needs the '{extra}' extra: pip install '{DIST}[{extra}]' ({err})"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _unavailable(name: str, why: str) -> int:
+    print(f"error: `bactrian {name}` {why if why.startswith('needs') else 'is unavailable: ' + why}", file=sys.stderr)
     return 2
 
 
@@ -46,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except ImportError as e:  # a part that imports its optional dependencies late
+        return _unavailable(args.command, missing_extra(args.command, e))
     except KeyboardInterrupt:
         return 130
 

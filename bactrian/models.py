@@ -77,9 +77,11 @@ def embedded_specs() -> dict[str, BaseSpec]:
 
 def cache_root() -> Path:
     """Where dequantized models are cached: ``$BACTRIAN_CACHE`` or the user cache dir."""
-    env = os.environ.get("BACTRIAN_CACHE")
+    from .settings import get
+
+    env = get("BACTRIAN_CACHE")
     if env:
-        return Path(env).expanduser()
+        return env
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("bactrian"))

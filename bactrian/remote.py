@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any, Callable
 
-from .client import Endpoint, EndpointError
+from .client import Endpoint, EndpointError, Unreachable, redact
 from .generation import GenerationParams
 from .prompter import InputError, check_messages
 from .service import Busy, GenRequest, Stream, StreamEvent, VariantInfo
@@ -56,7 +56,7 @@ class RemoteService:
         try:
             listed = list(self.endpoint.client().models.list())
         except openai.APIConnectionError as e:
-            raise EndpointError(f"cannot reach {self.endpoint.base_url}: {e}") from e
+            raise Unreachable(f"cannot reach {self.endpoint.base_url}: {e}") from e
         except openai.APIStatusError as e:
             raise EndpointError(f"{self.endpoint.base_url} answered {e.status_code} to /models") from e
         if not listed:
@@ -96,6 +96,7 @@ class RemoteService:
         return stream
 
     def _run(self, request: GenRequest, stream: Stream) -> None:
+        import httpx
         import openai
 
         count, usage, reason = 0, None, None
@@ -123,24 +124,18 @@ class RemoteService:
             prompt_tokens = usage.prompt_tokens if usage else 0
             completion = usage.completion_tokens if usage else count
             stream.put(StreamEvent("", True, reason or "stop", prompt_tokens, completion))
-        except openai.APIConnectionError as e:
+        except (openai.APIConnectionError, httpx.TransportError) as e:  # the latter: a stream cut mid-answer
             if stream.cancelled:  # we closed the connection ourselves
                 stream.put(StreamEvent("", True, "cancelled", 0, count))
                 return
-            stream.put(EndpointError(f"{'lost the connection to' if count else 'cannot reach'} {self.endpoint.base_url}: {e}"))
+            stream.put(Unreachable(f"{'lost the connection to' if count else 'cannot reach'} {self.endpoint.base_url}: {e}"))
         except openai.RateLimitError as e:
             stream.put(Busy(f"{self.endpoint.base_url} is busy; retry in a moment ({e.status_code})"))
-        except openai.APIStatusError as e:
-            stream.put(EndpointError(f"{request.model} @ {self.endpoint.base_url} answered {e.status_code}"))
-            log.warning("remote model %s answered %s: %s", request.model, e.status_code, _redacted(str(e), self.endpoint))
+        except openai.APIStatusError as e:  # its body may repeat the key we sent: redacted, and only in the detail
+            said = redact(str(e), self.endpoint.api_key())
+            stream.put(EndpointError(f"{request.model} @ {self.endpoint.base_url} answered {e.status_code}", detail=said))
+            log.warning("remote model %s answered %s: %s", request.model, e.status_code, said)
         except Exception as e:  # noqa: BLE001 - whatever the client raised reaches the caller, not the void
-            stream.put(EndpointError(f"{request.model} @ {self.endpoint.base_url} failed: {type(e).__name__}"))
-            log.warning("remote model %s failed: %s", request.model, _redacted(str(e), self.endpoint))
-
-
-def _redacted(text: str, endpoint: Endpoint) -> str:
-    """An upstream error may echo the key it was sent: never pass it on."""
-    import os
-
-    key = os.environ.get(endpoint.api_key_env or "", "")
-    return text.replace(key, "[redacted]") if key else text
+            said = redact(str(e), self.endpoint.api_key())
+            stream.put(EndpointError(f"{request.model} @ {self.endpoint.base_url} failed: {type(e).__name__}", detail=said))
+            log.warning("remote model %s failed: %s", request.model, said)

@@ -1,6 +1,6 @@
 """Annotator accounts: users from a file or an environment variable, scrypt-hashed passwords, roles.
 
-Formats (file or ``$BACTRIAN_STUDIO_USERS``):
+Formats (``$BACTRIAN_USERS_FILE`` or ``$BACTRIAN_USERS``; the old ``BACTRIAN_STUDIO_*`` names still work):
 - JSON: ``{"users": [{"name": "ana", "password_hash": "scrypt$...", "role": "admin"}]}`` (or just the list);
 - text: one ``name:password_hash[:role]`` per line (or comma-separated in the variable); ``#`` starts a comment.
 Plain-text passwords are refused; make hashes with ``bactrian studio add-user`` or :func:`hash_password`.
@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-USERS_ENV = "BACTRIAN_STUDIO_USERS"
-USERS_FILE_ENV = "BACTRIAN_STUDIO_USERS_FILE"
-ADMINS_ENV = "BACTRIAN_STUDIO_ADMINS"  # comma-separated OAuth user names that get the admin role
+from bactrian import settings
+
+USERS_ENV = "BACTRIAN_USERS"
+USERS_FILE_ENV = "BACTRIAN_USERS_FILE"
+ADMINS_ENV = "BACTRIAN_ADMINS"  # comma-separated OAuth user names that get the admin role
 ROLES = ("annotator", "admin")
 _N, _R, _P = 2**14, 8, 1
 
@@ -109,17 +111,17 @@ def parse_users(text: str, where: str) -> dict[str, User]:
 
 
 def load_users(path: str | Path | None = None, env: dict[str, str] | None = None) -> dict[str, User]:
-    """Users from ``path`` (default ``$BACTRIAN_STUDIO_USERS_FILE``) plus ``$BACTRIAN_STUDIO_USERS``."""
-    env = os.environ if env is None else env
+    """Users from ``path`` (default ``$BACTRIAN_USERS_FILE``) plus ``$BACTRIAN_USERS``."""
     users: dict[str, User] = {}
-    path = path or env.get(USERS_FILE_ENV)
+    path = path or settings.get(USERS_FILE_ENV, env)
     if path:
         p = Path(path)
         if not p.is_file():
             raise AuthError(f"users file {p} does not exist")
         users.update(parse_users(p.read_text("utf-8"), str(p)))
-    if env.get(USERS_ENV):
-        for name, user in parse_users(env[USERS_ENV], f"${USERS_ENV}").items():
+    inline = settings.get(USERS_ENV, env)
+    if inline:
+        for name, user in parse_users(inline, f"${USERS_ENV}").items():
             if name in users:
                 raise AuthError(f"user {name!r} is in both the users file and ${USERS_ENV}")
             users[name] = user
@@ -158,8 +160,7 @@ def user_from_request(request: Any, users: dict[str, User], oauth_profile: Any =
     if name:
         return users.get(name) or User(name)
     if oauth_profile is not None and getattr(oauth_profile, "username", None):
-        env = os.environ if env is None else env
-        admins = {a.strip() for a in env.get(ADMINS_ENV, "").split(",") if a.strip()}
+        admins = {a.strip() for a in settings.get(ADMINS_ENV, env).split(",") if a.strip()}
         hf_name = oauth_profile.username
         return User(f"hf:{hf_name}", "admin" if hf_name in admins else "annotator")
     return None

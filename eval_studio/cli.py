@@ -23,7 +23,12 @@ EXTENSIONS = (
 
 def _db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, metavar="URL",
-                   help="SQLAlchemy URL (default: $BACTRIAN_STUDIO_DB or sqlite:///$BACTRIAN_HOME/studio.db)")
+                   help="SQLAlchemy URL (default: $BACTRIAN_DB, as the app, or sqlite:///$BACTRIAN_HOME/studio.db)")
+
+
+def _skip_invalid(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="import the valid lines and list the invalid ones (default: one invalid line refuses the file)")
 
 
 def _engine(args: argparse.Namespace):  # noqa: ANN202
@@ -48,9 +53,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_import_pairs(args: argparse.Namespace) -> int:
     from eval_studio.io import import_pairs_file
 
-    r = import_pairs_file(_engine(args), args.file, task=args.task, overlap=args.overlap)
+    r = import_pairs_file(_engine(args), args.file, task=args.task, overlap=args.overlap, skip_invalid=args.skip_invalid)
     print(f"pairs: {r.added} added, {r.unchanged} already present; labels: {r.labels_added} added")
+    _print_skipped(r.skipped)
     return 0
+
+
+def _print_skipped(skipped: tuple[str, ...]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} invalid line(s):")
+        for line in skipped:
+            print(f"  {line}")
 
 
 def cmd_import_answers(args: argparse.Namespace) -> int:
@@ -67,6 +80,19 @@ def cmd_import_answers(args: argparse.Namespace) -> int:
         pairs = pairs_from_answer_files(args.questions, args.answers, language=args.language)
     r = import_pairs(_engine(args), pairs, task=args.task, overlap=args.overlap)
     print(f"pairs: {r.added} added, {r.unchanged} already present")
+    return 0
+
+
+def cmd_import_judgments(args: argparse.Namespace) -> int:
+    from eval_studio.io.judgments import import_judgments_file
+
+    if bool(args.questions) != bool(args.answers) and args.questions:
+        return _fail("--questions needs the --answers files")
+    r = import_judgments_file(_engine(args), args.file, args.format, task=args.task, questions=args.questions,
+                              answer_files=args.answers, language=args.language, judge_model=args.judge_model,
+                              judge_prompt=args.judge_prompt, skip_invalid=args.skip_invalid)
+    print(f"judgments: {r.added} added, {r.unchanged} already present (judge verdicts, not human votes)")
+    _print_skipped(r.skipped)
     return 0
 
 
@@ -151,6 +177,11 @@ def _run(func):  # noqa: ANN001, ANN202
 
 
 def register(subparsers: Any) -> None:
+    # what needs the studio extra is imported before any parser is added: a missing extra leaves nothing half-made
+    from eval_studio.io.exports import FORMATS, TABLES
+    from eval_studio.io.judgments import FORMATS as JUDGMENT_FORMATS
+    from eval_studio.judge.prompts import prompt_names
+
     studio = subparsers.add_parser("studio", help="evaluation studio: store, imports, exports, LLM judges")
     sub = studio.add_subparsers(dest="studio_command", metavar="STUDIO_COMMAND")
     studio.set_defaults(func=lambda _a: (studio.print_help(), 2)[1])
@@ -163,6 +194,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("file")
     p.add_argument("--task", default=None, help="annotation task (default: each row's task, else 'default')")
     p.add_argument("--overlap", type=int, default=None, help="k: annotators per pair for the task")
+    _skip_invalid(p)
     _db(p)
     p.set_defaults(func=_run(cmd_import_pairs))
 
@@ -176,6 +208,21 @@ def register(subparsers: Any) -> None:
     _db(p)
     p.set_defaults(func=_run(cmd_import_answers))
 
+    p = sub.add_parser("import-judgments", help="import published judge outputs (FastChat GPT-4 reviews, MT-bench "
+                       "judgments) as judge verdicts with scores, never as human votes")
+    p.add_argument("file")
+    p.add_argument("--format", choices=JUDGMENT_FORMATS, default=None, help="default: recognised from the first row")
+    p.add_argument("--questions", help="question file (Vicuna-80 or MT-bench): with --answers, the pairs are made and imported first")
+    p.add_argument("--answers", nargs="+", default=[], help="answer files, one per model (FastChat answer_*.jsonl, MT-bench "
+                   "model_answer/*.jsonl); fastchat-review needs them (reviews name answers by id)")
+    p.add_argument("--language", default="en", help="language of --questions (default: en)")
+    p.add_argument("--task", default=None, help="the pairs' task (default: new pairs go to 'default'; judgments match pairs in every task)")
+    p.add_argument("--judge-model", default=None, help="record this judge model (default: the file's reviewer_id / judge)")
+    p.add_argument("--judge-prompt", default=None, help="record this prompt name (default: the file's, or fastchat-review)")
+    _skip_invalid(p)
+    _db(p)
+    p.set_defaults(func=_run(cmd_import_judgments))
+
     p = sub.add_parser("import-questions", help="import a question set (Vicuna-80, LLMZoo 10-language, MT-bench, Bactrian-X examples, own)")
     p.add_argument("file")
     p.add_argument("--name", default=None, help="question set name (default: the file name)")
@@ -188,16 +235,12 @@ def register(subparsers: Any) -> None:
     _db(p)
     p.set_defaults(func=_run(cmd_import_bench))
 
-    from eval_studio.io.exports import FORMATS, TABLES
-
     p = sub.add_parser("export", help="export votes, judgments, conversations and pairs")
     p.add_argument("--format", choices=FORMATS, default="jsonl")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated subset of {','.join(TABLES)}")
     _db(p)
     p.set_defaults(func=_run(cmd_export))
-
-    from eval_studio.judge.prompts import prompt_names
 
     p = sub.add_parser("judge", help="judge stored pairs with an LLM through an OpenAI-compatible endpoint")
     p.add_argument("--prompt", choices=prompt_names(), default="bactrian-x")

@@ -1,28 +1,23 @@
 """Studio settings, read once from environment variables (``Settings.from_env()``); tests build them directly.
 
-| variable | meaning | default |
+Every variable (name, meaning, default, old names) is in the one table of ``bactrian/settings.py``; this module
+reads them through ``bactrian.settings.get`` and adds the studio's own checks (ranges, JSON shapes, device).
+The studio's variables, briefly: ``BACTRIAN_DB`` (the store; ``bactrian studio`` reads the same one),
+``BACTRIAN_BASE``, ``BACTRIAN_ADAPTERS_DIR``, ``BACTRIAN_DEVICE``, ``BACTRIAN_DTYPE``, ``BACTRIAN_ENGINE_URL``,
+``BACTRIAN_ENGINE_API_KEY_ENV``, ``BACTRIAN_MAX_ROWS``, ``BACTRIAN_MAX_QUEUE``, ``BACTRIAN_EXTERNAL_MODELS``,
+``BACTRIAN_BATTLE_EXTERNAL`` (default false: anonymous battles never draw paid external models; signed-in
+annotators and admins may), ``BACTRIAN_USERS_FILE``, ``BACTRIAN_USERS``, ``BACTRIAN_ANON_VOTES``, the rate limits
+(per visitor session and for all visitors together, per minute, 0 = none; admins are not limited):
+
+| variable | per session | all visitors (``..._GLOBAL``) |
 |---|---|---|
-| ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` | where ``python app.py`` listens | 127.0.0.1 / 7860 |
-| ``BACTRIAN_DB`` (or ``BACTRIAN_STUDIO_DB``) | SQLAlchemy URL of the store | ``sqlite:///$BACTRIAN_HOME/studio.db`` |
-| ``BACTRIAN_BASE`` | base model name, folder or Hub id | ``gemma-3-270m`` |
-| ``BACTRIAN_ADAPTERS_DIR`` | extra adapter folders (``os.pathsep``-separated) | none |
-| ``BACTRIAN_DEVICE`` | where the local model runs: ``auto`` (CUDA, else Apple ``mps``, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps`` | ``auto`` |
-| ``BACTRIAN_DTYPE`` | its dtype: ``auto`` (bfloat16 on GPUs that have it, float16 on older GPUs, float32 on CPU/mps), ``float32``, ``bfloat16``, ``float16`` | ``auto`` |
-| ``BACTRIAN_ENGINE_URL`` | run on an OpenAI-compatible server (vLLM, another ``bactrian serve``) instead of a local model; variants come from its ``/v1/models`` | none: the local model |
-| ``BACTRIAN_ENGINE_API_KEY_ENV`` | the *name* of the variable holding that server's key | none |
-| ``BACTRIAN_MAX_ROWS`` / ``BACTRIAN_MAX_QUEUE`` | local engine: rows decoded together / requests waiting before "busy, retry" | 16 / 64 |
-| ``BACTRIAN_EXTERNAL_MODELS`` | JSON list of ``{name, base_url, model, api_key_env}`` | none |
-| ``BACTRIAN_BATTLE_EXTERNAL`` | random battles may draw external models | true |
-| ``BACTRIAN_USERS_FILE`` / ``BACTRIAN_USERS`` | annotator accounts (see ``eval_studio.auth``) | none |
-| ``BACTRIAN_ANON_VOTES`` | anonymous visitors may vote in the arena | true |
-| ``BACTRIAN_MAX_MESSAGE_CHARS`` | longest accepted message | the engine's cap |
-| ``BACTRIAN_OVERLAP`` | k: annotators per pair | 2 |
-| ``BACTRIAN_TASK`` | the annotation task the Annotate tab serves | ``demo`` |
-| ``BACTRIAN_QUESTIONS`` | question set imported at start (JSONL) | ``assets/questions/demo_questions.jsonl`` |
-| ``BACTRIAN_PREGENERATE`` | questions answered by two local variants at start, in the background | 12 |
-| ``BACTRIAN_BENCH_RESULTS`` | ``bactrian bench`` JSON files or folders (``os.pathsep``-separated) ingested at start; empty: none | ``bench/results`` |
-| ``BACTRIAN_GEN_DEFAULTS`` | JSON object of default generation parameters | ``{}`` |
-| ``BACTRIAN_UI_LANG`` | initial UI language (``en``/``zh``) | ``en`` |
+| ``BACTRIAN_RATE_GENERATE``: chat, arena and regenerate requests | 20 | 300 |
+| ``BACTRIAN_RATE_VOTE``: arena and annotation votes | 30 | 600 |
+| ``BACTRIAN_RATE_LOGIN``: sign-in attempts | 5 | 30 |
+
+then ``BACTRIAN_MAX_MESSAGE_CHARS``, ``BACTRIAN_OVERLAP``, ``BACTRIAN_TASK``, ``BACTRIAN_QUESTIONS``,
+``BACTRIAN_PREGENERATE``, ``BACTRIAN_BENCH_RESULTS``, ``BACTRIAN_GEN_DEFAULTS``, ``BACTRIAN_UI_LANG``,
+``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT``.
 
 API keys are never settings: an external model names the *variable* holding its key.
 """
@@ -30,19 +25,19 @@ API keys are never settings: an external model names the *variable* holding its 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bactrian.settings import VARIABLES, SettingsError, get
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = REPO / "assets" / "questions" / "demo_questions.jsonl"
 DEFAULT_BENCH_RESULTS = REPO / "bench" / "results"  # the results recorded in bench/RESULTS.md
 
 
-class SettingsError(ValueError):
-    """A setting is malformed; the message names the variable."""
+__all__ = ["DEFAULT_BENCH_RESULTS", "DEFAULT_QUESTIONS", "ExternalModel", "Settings", "SettingsError", "parse_external_models"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +63,17 @@ class Settings:
     dtype: str = "auto"  # bactrian.devices.resolve_dtype
     include_default_adapters: bool = True
     external_models: tuple[ExternalModel, ...] = ()
-    battle_external: bool = True  # may random battles draw external (paid) models?
+    battle_external: bool = VARIABLES["BACTRIAN_BATTLE_EXTERNAL"].default  # may anonymous battles draw paid models?
     users_file: str | None = None
     users_text: str | None = None
     anon_votes: bool = True
+    # rate limits, per minute: (per visitor session, all visitors together); 0 = no limit
+    rate_generate: int = VARIABLES["BACTRIAN_RATE_GENERATE"].default
+    rate_generate_global: int = VARIABLES["BACTRIAN_RATE_GENERATE_GLOBAL"].default
+    rate_vote: int = VARIABLES["BACTRIAN_RATE_VOTE"].default
+    rate_vote_global: int = VARIABLES["BACTRIAN_RATE_VOTE_GLOBAL"].default
+    rate_login: int = VARIABLES["BACTRIAN_RATE_LOGIN"].default
+    rate_login_global: int = VARIABLES["BACTRIAN_RATE_LOGIN_GLOBAL"].default
     max_message_chars: int = 20_000
     overlap: int = 2
     task: str = "demo"
@@ -86,51 +88,53 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        env = os.environ if env is None else env
         from bactrian.prompter import MAX_MESSAGE_CHARS
 
-        cap = _int(env, "BACTRIAN_MAX_MESSAGE_CHARS", MAX_MESSAGE_CHARS)
+        cap = get("BACTRIAN_MAX_MESSAGE_CHARS", env, MAX_MESSAGE_CHARS)
         if not 1 <= cap <= MAX_MESSAGE_CHARS:
             raise SettingsError(f"BACTRIAN_MAX_MESSAGE_CHARS must be between 1 and {MAX_MESSAGE_CHARS}, got {cap}")
-        overlap = _int(env, "BACTRIAN_OVERLAP", 2)
-        if overlap < 1:
-            raise SettingsError(f"BACTRIAN_OVERLAP must be at least 1, got {overlap}")
-        device, dtype = env.get("BACTRIAN_DEVICE") or "auto", env.get("BACTRIAN_DTYPE") or "auto"
+        device, dtype = get("BACTRIAN_DEVICE", env), get("BACTRIAN_DTYPE", env)
         from bactrian.devices import DeviceError, resolve_placement
 
         try:
             resolve_placement(device, dtype)  # fail at start, naming the variable, not at the first load
         except DeviceError as e:
             raise SettingsError(f"BACTRIAN_DEVICE={device!r} / BACTRIAN_DTYPE={dtype!r}: {e}") from e
-        lang = env.get("BACTRIAN_UI_LANG", "en")
+        lang = get("BACTRIAN_UI_LANG", env)
         if lang not in ("en", "zh"):
             raise SettingsError(f"BACTRIAN_UI_LANG must be en or zh, got {lang!r}")
+        gen_defaults = get("BACTRIAN_GEN_DEFAULTS", env, {})
+        if not isinstance(gen_defaults, dict):
+            raise SettingsError("BACTRIAN_GEN_DEFAULTS must be a JSON object")
+        rates = {f"rate_{k}": get(f"BACTRIAN_RATE_{k.upper()}", env) for k in
+                 ("generate", "generate_global", "vote", "vote_global", "login", "login_global")}
         return cls(
-            db_url=env.get("BACTRIAN_DB") or env.get("BACTRIAN_STUDIO_DB") or None,
-            base=env.get("BACTRIAN_BASE") or "gemma-3-270m",
-            adapters_dirs=tuple(p for p in env.get("BACTRIAN_ADAPTERS_DIR", "").split(os.pathsep) if p),
-            engine_url=env.get("BACTRIAN_ENGINE_URL") or None,
-            engine_api_key_env=env.get("BACTRIAN_ENGINE_API_KEY_ENV") or None,
-            max_rows=_positive(env, "BACTRIAN_MAX_ROWS", 16),
-            max_queue=_positive(env, "BACTRIAN_MAX_QUEUE", 64),
+            db_url=get("BACTRIAN_DB", env),
+            base=get("BACTRIAN_BASE", env),
+            adapters_dirs=get("BACTRIAN_ADAPTERS_DIR", env),
+            engine_url=get("BACTRIAN_ENGINE_URL", env),
+            engine_api_key_env=get("BACTRIAN_ENGINE_API_KEY_ENV", env),
+            max_rows=_at_least(1, "BACTRIAN_MAX_ROWS", env),
+            max_queue=_at_least(1, "BACTRIAN_MAX_QUEUE", env),
             device=device,
             dtype=dtype,
-            external_models=parse_external_models(env.get("BACTRIAN_EXTERNAL_MODELS", "")),
-            battle_external=_bool(env, "BACTRIAN_BATTLE_EXTERNAL", True),
-            users_file=env.get("BACTRIAN_USERS_FILE") or env.get("BACTRIAN_STUDIO_USERS_FILE") or None,
-            users_text=env.get("BACTRIAN_USERS") or env.get("BACTRIAN_STUDIO_USERS") or None,
-            anon_votes=_bool(env, "BACTRIAN_ANON_VOTES", True),
+            external_models=parse_external_models(get("BACTRIAN_EXTERNAL_MODELS", env)),
+            battle_external=get("BACTRIAN_BATTLE_EXTERNAL", env),
+            users_file=get("BACTRIAN_USERS_FILE", env),
+            users_text=get("BACTRIAN_USERS", env),
+            anon_votes=get("BACTRIAN_ANON_VOTES", env),
+            **rates,
             max_message_chars=cap,
-            overlap=overlap,
-            task=env.get("BACTRIAN_TASK") or "demo",
-            questions_file=env.get("BACTRIAN_QUESTIONS") or str(DEFAULT_QUESTIONS),
-            pregenerate=_int(env, "BACTRIAN_PREGENERATE", 12),
-            bench_results=tuple(p for p in env.get("BACTRIAN_BENCH_RESULTS", str(DEFAULT_BENCH_RESULTS)).split(os.pathsep) if p),
-            gen_defaults=_json_object(env, "BACTRIAN_GEN_DEFAULTS"),
+            overlap=_at_least(1, "BACTRIAN_OVERLAP", env),
+            task=get("BACTRIAN_TASK", env),
+            questions_file=get("BACTRIAN_QUESTIONS", env, str(DEFAULT_QUESTIONS)),
+            pregenerate=get("BACTRIAN_PREGENERATE", env),
+            bench_results=get("BACTRIAN_BENCH_RESULTS", env, (str(DEFAULT_BENCH_RESULTS),)),
+            gen_defaults=gen_defaults,
             ui_lang=lang,
-            server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
-            server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
-            on_spaces=bool(env.get("SPACE_ID")),
+            server_name=get("GRADIO_SERVER_NAME", env),
+            server_port=get("GRADIO_SERVER_PORT", env),
+            on_spaces=bool(get("SPACE_ID", env)),
         )
 
 
@@ -157,42 +161,8 @@ def parse_external_models(text: str) -> tuple[ExternalModel, ...]:
     return tuple(out)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _int(env, name, default)
-    if value < 1:
-        raise SettingsError(f"{name} must be at least 1, got {value}")
+def _at_least(low: int, name: str, env: Mapping[str, str] | None) -> int:
+    value = get(name, env)
+    if value < low:
+        raise SettingsError(f"{name} must be at least {low}, got {value}")
     return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _json_object(env: Mapping[str, str], name: str) -> dict[str, Any]:
-    raw = env.get(name, "")
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise SettingsError(f"{name} is not valid JSON ({e.msg})") from e
-    if not isinstance(data, dict):
-        raise SettingsError(f"{name} must be a JSON object")
-    return data

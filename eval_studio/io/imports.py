@@ -1,5 +1,6 @@
-"""Reading pairs and question sets from files. Every bad line is reported with its number; an import is
-all-or-nothing (the whole file is validated before anything is written).
+"""Reading pairs and question sets from files. Every bad line is reported as ``FILE:LINE: field 'x': expected
+..., got <JSON type> (<value>)``; an import is all-or-nothing (the whole file is validated before anything is
+written), unless invalid lines are to be skipped (``--skip-invalid``): then they are listed and the rest imported.
 
 Pairs JSONL: one object per line with ``id, question, answer_a, answer_b, model_a, model_b, language,
 category`` and optional ``question_id``, ``params``, ``labels`` (a list of ``{annotator, winner}``, winner in
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from dataclasses import replace
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -34,6 +36,8 @@ from eval_studio.store.tasks import (
 )
 
 PAIR_FIELDS = ("id", "question", "answer_a", "answer_b", "model_a", "model_b", "language")
+JSON_TYPES = ((bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "array"), (dict, "object"))
+T = TypeVar("T")
 
 
 def normalize_language(code: Any) -> str:
@@ -56,8 +60,9 @@ def normalize_language(code: Any) -> str:
     raise StoreError(f"unknown language {text!r}")
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-empty line; a line that is not a JSON object is an error."""
+def read_jsonl(path: str | Path, skipped: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line; a line that is not a JSON object is an error, or, given a
+    ``skipped`` list, is listed there and left out."""
     path = Path(path)
     try:
         lines = path.read_text("utf-8").splitlines()
@@ -69,18 +74,50 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise StoreError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-        if not isinstance(obj, dict):
-            raise StoreError(f"{path}:{n}: expected a JSON object")
-        yield n, obj
+            problem = f"{path}:{n}: not valid JSON ({e.msg})"
+        else:
+            if isinstance(obj, dict):
+                yield n, obj
+                continue
+            problem = f"{path}:{n}: expected a JSON object, got {describe(obj)}"
+        if skipped is None:
+            raise StoreError(problem)
+        skipped.append(problem)
 
 
-def _text(obj: dict[str, Any], key: str, where: str, allow_empty: bool = False) -> str:
+def parse_rows(path: str | Path, parse: Callable[[dict[str, Any], str], T], skipped: list[str] | None = None) -> list[T]:
+    """``parse(object, "FILE:LINE")`` for every line. A ``StoreError`` stops everything, or, given a ``skipped``
+    list, lists the line there and goes on."""
+    out: list[T] = []
+    for n, obj in read_jsonl(path, skipped):
+        try:
+            out.append(parse(obj, f"{path}:{n}"))
+        except StoreError as e:
+            if skipped is None:
+                raise
+            skipped.append(str(e))
+    return out
+
+
+def describe(value: Any) -> str:
+    """A JSON value's type and (shortened) text, as an error message names what it got: ``boolean (true)``."""
+    if value is None:
+        return "null"
+    kind = next((name for types, name in JSON_TYPES if isinstance(value, types)), type(value).__name__)
+    text = json.dumps(value, ensure_ascii=False)
+    return f"{kind} ({text if len(text) <= 40 else text[:37] + '...'})"
+
+
+def field_text(obj: dict[str, Any], key: str, where: str, allow_empty: bool = False) -> str:
+    """A string field; ids may be JSON numbers. The error names the field, what it expects and what it got."""
     value = obj.get(key)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and key in ("id", "question_id"):
         value = str(value)
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise StoreError(f"{where}: field {key!r} must be a non-empty string")
+    expected = "a string" if allow_empty else "a non-empty string"
+    if not isinstance(value, str):
+        raise StoreError(f"{where}: field {key!r}: expected {expected}, got {describe(value)}")
+    if not allow_empty and not value.strip():
+        raise StoreError(f"{where}: field {key!r}: expected {expected}, got an empty string")
     return value
 
 
@@ -101,14 +138,16 @@ def pair_from_obj(obj: dict[str, Any], where: str) -> PairRecord:
         raise StoreError(f"{where}: params must be an object")
     category = obj.get("category")
     qid = obj.get("question_id")
+    language = field_text(obj, "language", where)
     try:
-        language = normalize_language(obj.get("language"))
+        language = normalize_language(language)
     except StoreError as e:
         raise StoreError(f"{where}: {e}") from e
-    return PairRecord(
-        id=_text(obj, "id", where), question=_text(obj, "question", where),
-        answer_a=_text(obj, "answer_a", where, allow_empty=True), answer_b=_text(obj, "answer_b", where, allow_empty=True),
-        model_a=_text(obj, "model_a", where), model_b=_text(obj, "model_b", where), language=language,
+    return PairRecord(  # an empty answer is an answer (a model that said nothing should lose)
+        id=field_text(obj, "id", where), question=field_text(obj, "question", where),
+        answer_a=field_text(obj, "answer_a", where, allow_empty=True),
+        answer_b=field_text(obj, "answer_b", where, allow_empty=True),
+        model_a=field_text(obj, "model_a", where), model_b=field_text(obj, "model_b", where), language=language,
         category=None if category in (None, "") else str(category), question_id=None if qid in (None, "") else str(qid),
         params=params, labels=tuple(parsed), task=None if obj.get("task") in (None, "") else str(obj["task"]),
         digest_a=_digest(obj, "digest_a", where), digest_b=_digest(obj, "digest_b", where),
@@ -122,12 +161,17 @@ def _digest(obj: dict[str, Any], key: str, where: str) -> str | None:
         raise StoreError(f"{where}: field {key!r}: {e}") from e
 
 
-def read_pairs(path: str | Path) -> list[PairRecord]:
-    return [pair_from_obj(obj, f"{path}:{n}") for n, obj in read_jsonl(path)]
+def read_pairs(path: str | Path, skipped: list[str] | None = None) -> list[PairRecord]:
+    """The pairs of a JSONL file; invalid lines raise, or are listed in ``skipped`` (when given) and left out."""
+    return parse_rows(path, pair_from_obj, skipped)
 
 
-def import_pairs_file(engine: Engine, path: str | Path, task: str | None = None, overlap: int | None = None) -> ImportReport:
-    return import_pairs(engine, read_pairs(path), task=task, overlap=overlap)
+def import_pairs_file(engine: Engine, path: str | Path, task: str | None = None, overlap: int | None = None,
+                      skip_invalid: bool = False) -> ImportReport:
+    """Import a pairs file in one transaction; ``skip_invalid``: import the valid lines, report the others."""
+    skipped: list[str] | None = [] if skip_invalid else None
+    report = import_pairs(engine, read_pairs(path, skipped), task=task, overlap=overlap)
+    return replace(report, skipped=tuple(skipped or ()))
 
 
 def _language_from_name(path: Path) -> str | None:

@@ -13,7 +13,6 @@ and it is redacted from anything the endpoint sends back before storage.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 from sqlalchemy import Engine
 
+from bactrian.client import redact  # the key that was sent, and anything key-like, out of whatever comes back
+
 from eval_studio.judge.parse import Parsed, ParseError, parse_output
 from eval_studio.judge.prompts import (
     SINGLE,
@@ -39,7 +40,7 @@ from eval_studio.judge.prompts import (
     render,
 )
 from eval_studio.store import judging
-from eval_studio.store.judging import CachedResponse, JudgeTarget, RunStatus
+from eval_studio.store.judging import CachedResponse, JudgeTarget, RunStatus, stable_hash
 
 log = logging.getLogger(__name__)
 NO_KEY = "EMPTY"  # local OpenAI-compatible servers ignore the key, but the client requires one
@@ -115,10 +116,6 @@ def price_for(config: JudgeConfig) -> tuple[float, float] | None:
     return _prices()[max(matches, key=len)] if matches else None
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
 def _to_pair_terms(prompt: JudgePrompt, ordering: str, parsed: Parsed) -> tuple[str | None, float | None, float | None]:
     """Map a verdict/scores given on the shown order back to the pair's own a/b."""
     if prompt.type == SINGLE:
@@ -150,7 +147,7 @@ class JudgeRunner:
         params = self.config.params()
         judging.mark_interrupted_runs(self.engine)  # runs left "running" by a process that is gone
         done = judging.completed_calls(self.engine, prompt_name=self.prompt.name, prompt_hash=self.prompt.hash,
-                                       judge_model=self.config.model, params_hash=_hash(params),
+                                       judge_model=self.config.model, params_hash=stable_hash(params),
                                        base_url=public_url(self.config.base_url))
         self._calls = [(t, o) for t in self.targets for o in self.prompt.orderings if (t.pair_id, o) not in done]
         self.run_id = judging.create_run(
@@ -207,11 +204,11 @@ class JudgeRunner:
                 status, message = "cancelled", f"cancelled after {st.n_done} of {st.n_total} calls"
         except EndpointError as e:
             self._stop.set()
-            status, message = "error", _redact(str(e), key)
+            status, message = "error", redact(str(e), key)
         except Exception as e:  # noqa: BLE001 - the run must end with a status, whatever happened
             self._stop.set()
             log.exception("judge run %s failed", self.run_id)
-            status, message = "error", _redact(f"{type(e).__name__}: {e}", key)
+            status, message = "error", redact(f"{type(e).__name__}: {e}", key)
         if status == "done":
             st = judging.run_status(self.engine, self.run_id)
             message = f"{st.n_done} calls, {st.n_errors} unparseable or failed"
@@ -238,14 +235,14 @@ class JudgeRunner:
         shown = {"ab": (target.answer_a, target.answer_b), "ba": (target.answer_b, target.answer_a),
                  "a": (target.answer_a,), "b": (target.answer_b,)}[ordering]
         params = cfg.params()
-        cache_key = _hash([public_url(cfg.base_url), content_key(prompt, target.question, shown, target.language),
+        cache_key = stable_hash([public_url(cfg.base_url), content_key(prompt, target.question, shown, target.language),
                            cfg.model, params])
         response = judging.cache_get(self.engine, cache_key) if cfg.use_cache else None
         cached = response is not None
         error: str | None = None
         result: tuple[str | None, float | None, float | None] | str | None = None  # pair terms, or why unparseable
         if cached:
-            response = CachedResponse(_redact(response.raw_output, key), response.prompt_tokens, response.completion_tokens)
+            response = CachedResponse(redact(response.raw_output, key, key_like=False), response.prompt_tokens, response.completion_tokens)
             result = self._parse(ordering, response, target, shown)
             if isinstance(result, str) and not cfg.cache_errors:
                 response, cached = None, False  # a cached failure is not replayed: ask again
@@ -255,9 +252,9 @@ class JudgeRunner:
             try:
                 response = self._ask(client, target, shown)
             except openai.APIStatusError as e:  # one call refused (e.g. a too-long prompt): an error row, run goes on
-                error = _redact(f"api error {e.status_code}: {e.message}", key)  # never cached
+                error = redact(f"api error {e.status_code}: {e.message}", key)  # never cached
             if response is not None:
-                response = CachedResponse(_redact(response.raw_output, key), response.prompt_tokens, response.completion_tokens)
+                response = CachedResponse(redact(response.raw_output, key, key_like=False), response.prompt_tokens, response.completion_tokens)
                 result = self._parse(ordering, response, target, shown)
                 if not isinstance(result, str) or cfg.cache_errors:
                     judging.cache_put(self.engine, cache_key, judge_model=cfg.model, params=params, response=response)
@@ -271,7 +268,7 @@ class JudgeRunner:
         price = price_for(cfg)
         judging.record_judgment(
             self.engine, run_id=self.run_id, pair_id=target.pair_id, prompt_name=prompt.name, prompt_hash=prompt.hash,
-            judge_model=cfg.model, params=params, params_hash=_hash(params), ordering=ordering,
+            judge_model=cfg.model, params=params, params_hash=stable_hash(params), ordering=ordering,
             raw_output=response.raw_output if response else None, verdict=verdict, score_a=score_a, score_b=score_b,
             error=error, cached=cached, prompt_tokens=pt, completion_tokens=ct,
             cost_usd=None if price is None else (pt * price[0] + ct * price[1]) / 1e6,
@@ -307,11 +304,6 @@ class JudgeRunner:
         content = resp.choices[0].message.content if resp.choices else None
         usage = resp.usage
         return CachedResponse(content or "", getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
-
-
-def _redact(text: str, key: str) -> str:
-    """Remove the key from anything the endpoint sent back (an echoing server must not leak it into the DB)."""
-    return text.replace(key, "[REDACTED]") if key and key != NO_KEY and len(key) >= 4 else text
 
 
 def judge_pairs(engine: Engine, config: JudgeConfig, task: str | None = None, language: str | None = None,

@@ -9,7 +9,6 @@ so readers never block on WAL. Any other SQLAlchemy URL (e.g. ``postgresql+psyco
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,18 +18,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 BUSY_TIMEOUT_MS = 30_000
-DB_ENV = "BACTRIAN_STUDIO_DB"
-
-
-def bactrian_home() -> Path:
-    return Path(os.environ.get("BACTRIAN_HOME") or Path.home() / ".bactrian")
+DB_ENV = "BACTRIAN_DB"  # the one name the app, `bactrian studio` and `bactrian run` read (bactrian/settings.py)
 
 
 def default_url() -> str:
-    """``$BACTRIAN_STUDIO_DB`` if set, else ``sqlite:///$BACTRIAN_HOME/studio.db``."""
-    if os.environ.get(DB_ENV):
-        return os.environ[DB_ENV]
-    return f"sqlite:///{bactrian_home() / 'studio.db'}"
+    """``$BACTRIAN_DB`` if set (old name: ``$BACTRIAN_STUDIO_DB``), else ``sqlite:///$BACTRIAN_HOME/studio.db``."""
+    from bactrian import settings
+
+    return settings.get(DB_ENV) or f"sqlite:///{settings.home() / 'studio.db'}"
 
 
 def _sqlite_events(engine: Engine, file_backed: bool) -> None:

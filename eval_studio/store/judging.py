@@ -11,6 +11,8 @@ constraint has no ``interrupted`` value; adding one would take a schema migratio
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import socket
@@ -76,6 +78,11 @@ def targets(engine: Engine, task: str | None = None, language: str | None = None
         if limit is not None:
             q = q.limit(limit)
         return [JudgeTarget(p.id, p.external_id, p.question, p.answer_a, p.answer_b, p.language) for p in s.scalars(q)]
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of ``obj`` as canonical JSON: parameter sets, cache keys, imported prompts."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 _OWNER = re.compile(r"^running in process (\d+) on (\S+)$")

@@ -144,7 +144,12 @@ def add_turn(engine: Engine, conversation_id: int, role: str, content: str, para
         return turn.id
 
 
-def new_battle(
+def new_battle(**fields: Any) -> Battle:
+    """Validate and build (not add) a battle; see :func:`battle_fields`."""
+    return Battle(**battle_fields(**fields))
+
+
+def battle_fields(
     *,
     question: str,
     answer_a: str,
@@ -161,8 +166,8 @@ def new_battle(
     conversation_b_id: int | None = None,
     digest_a: str | None = None,
     digest_b: str | None = None,
-) -> Battle:
-    """Validate and build (not add) a battle: the two outputs exactly as shown, in the order shown.
+) -> dict[str, Any]:
+    """Validate a battle's columns (the two outputs exactly as shown, in the order shown); the row to insert.
 
     ``digest_a``/``digest_b``: the weight digest of each side's adapter (lineage; None for a base or external model).
     """
@@ -178,7 +183,7 @@ def new_battle(
     if not language:
         raise StoreError("battle language is required")
     digest_a, digest_b = check_digest(digest_a), check_digest(digest_b)
-    return Battle(
+    return dict(
         question=question, answer_a=answer_a, answer_b=answer_b, model_a=model_a, model_b=model_b, mode=mode,
         language=language, params=dict(params or {}), category=category, question_id=question_id, pair_id=pair_id,
         conversation_a_id=conversation_a_id, conversation_b_id=conversation_b_id, digest_a=digest_a, digest_b=digest_b,

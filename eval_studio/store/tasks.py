@@ -8,11 +8,12 @@ lock on the task elsewhere) and the ``(pair_id, annotator_id)`` unique constrain
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select
+from sqlalchemy import Engine, and_, case, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from eval_studio.store.models import (
 )
 from eval_studio.store.repo import (
     StoreError,
+    battle_fields,
     check_digest,
     check_winner,
     ensure_annotator,
@@ -39,6 +41,7 @@ from eval_studio.store.repo import (
 
 DEFAULT_TASK = "default"
 LEASE = timedelta(minutes=30)  # a pending assignment older than this no longer blocks other annotators
+LOOKUP_CHUNK = 500  # ids per "IN (...)" lookup during bulk imports
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class ImportReport:
     added: int
     unchanged: int
     labels_added: int = 0
+    skipped: tuple[str, ...] = ()  # invalid input lines left out ("FILE:LINE: why"), when asked to skip them
 
 
 @dataclass(frozen=True)
@@ -142,61 +146,137 @@ def import_pairs(engine: Engine, pairs: list[PairRecord], task: str | None = Non
 
     Pairs go to ``task``, else to their own ``task`` field, else to the default task. Re-importing an identical
     pair is a no-op; a pair id that exists with different content is an error (nothing is overwritten). Each
-    label becomes a done assignment plus a vote on a battle in the pair's order.
+    label becomes a done assignment plus a vote on a battle in the pair's order (the new labels of one pair
+    share one battle). Bulk: rows are checked in Python, then each table gets multi-row statements (SQLAlchemy
+    Core executemany), not a round trip per row: ~100K labelled pairs in well under a minute.
     """
+    groups: dict[str, list[PairRecord]] = {}
+    for rec in pairs:
+        groups.setdefault(task or rec.task or DEFAULT_TASK, []).append(rec)
+    for name, recs in groups.items():
+        seen: set[str] = set()
+        for rec in recs:
+            if rec.id in seen:
+                raise StoreError(f"pair id {rec.id!r} appears twice in the import (task {name!r})")
+            seen.add(rec.id)
+            for label in rec.labels:
+                check_winner(label.winner)
+    now = utcnow()
     added = unchanged = labels_added = 0
     with transaction(engine) as s:
-        tasks: dict[str, AnnotationTask] = {}
-        seen: set[tuple[str, str]] = set()
-        for rec in pairs:
-            name = task or rec.task or DEFAULT_TASK
-            if name not in tasks:
-                tasks[name] = ensure_task(s, name, overlap)
-            t = tasks[name]
-            if (name, rec.id) in seen:
-                raise StoreError(f"pair id {rec.id!r} appears twice in the import (task {name!r})")
-            seen.add((name, rec.id))
-            pair = s.scalar(select(AnnotationPair).where(AnnotationPair.task_id == t.id, AnnotationPair.external_id == rec.id))
-            digests = check_digest(rec.digest_a), check_digest(rec.digest_b)
-            if pair is None:
-                pair = AnnotationPair(
-                    task_id=t.id, external_id=rec.id, question=rec.question, answer_a=rec.answer_a, answer_b=rec.answer_b,
-                    model_a=rec.model_a, model_b=rec.model_b, language=rec.language, category=rec.category,
-                    question_id=rec.question_id, params=dict(rec.params), digest_a=digests[0], digest_b=digests[1],
-                )
-                s.add(pair)
-                s.flush()
-                added += 1
-            elif _pair_content(pair) != _pair_content(rec) or not _same_weights((pair.digest_a, pair.digest_b), digests):
-                raise StoreError(f"pair {rec.id!r} already exists in task {name!r} with different content")
-            else:
-                unchanged += 1
-            labels_added += _import_labels(s, pair, rec.labels)
+        annotators = _annotator_ids(s, {label.annotator for rec in pairs for label in rec.labels}, now)
+        conn = s.connection()
+        for name, recs in groups.items():
+            task_id = ensure_task(s, name, overlap).id
+            ids, new = _stored_pairs(conn, task_id, name, recs)
+            ids.update(_insert_pairs(conn, task_id, new, now))
+            added, unchanged = added + len(new), unchanged + len(recs) - len(new)
+            labels_added += _insert_labels(conn, recs, ids, annotators, now)
     return ImportReport(added, unchanged, labels_added)
 
 
-def _import_labels(s: Session, pair: AnnotationPair, labels: tuple[Label, ...]) -> int:
-    added = 0
-    battle: Battle | None = None
-    for label in labels:
-        check_winner(label.winner)
-        ann = ensure_annotator(s, label.annotator)
-        existing = s.scalar(select(Assignment).where(Assignment.pair_id == pair.id, Assignment.annotator_id == ann.id))
-        if existing is not None:
-            vote = s.scalar(select(Vote).where(Vote.battle_id == existing.battle_id, Vote.annotator_id == ann.id))
-            shown = _unswap(vote.winner, existing.swapped) if vote else None
-            if shown != label.winner:
-                raise StoreError(f"pair {pair.external_id!r}: {label.annotator} already has a different label")
-            continue
-        if battle is None:
-            battle = _battle_for(pair, swapped=False)
-            s.add(battle)
-            s.flush()
-        s.add(Assignment(pair_id=pair.id, annotator_id=ann.id, battle_id=battle.id, swapped=False, status="pending"))
-        s.flush()
-        insert_vote(s, battle.id, label.winner, ann.name)
-        added += 1
-    return added
+def chunks(items: list, size: int = LOOKUP_CHUNK) -> Iterator[list]:
+    """``items`` in slices of ``size``: ids for one ``IN (...)`` lookup each."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _annotator_ids(s: Session, names: set[str], now) -> dict[str, int]:  # noqa: ANN001
+    """Each name's annotator id, creating the missing annotators (``ensure_annotator`` in bulk)."""
+    clean = {name: (name or "").strip() for name in names}
+    if not all(clean.values()):
+        raise StoreError("annotator name is empty")
+    wanted = sorted(set(clean.values()))
+    found: dict[str, int] = {}
+    for chunk in chunks(wanted):
+        found.update(s.execute(select(Annotator.name, Annotator.id).where(Annotator.name.in_(chunk))).all())
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        table = Annotator.__table__
+        rows = s.connection().execute(insert(table).returning(table.c.name, table.c.id),
+                                      [{"name": n, "role": "annotator", "created": now} for n in missing])
+        found.update(rows.all())
+    return {name: found[c] for name, c in clean.items()}
+
+
+def _stored_pairs(conn, task_id: int, task: str, recs: list[PairRecord]) -> tuple[dict[str, int], list[PairRecord]]:  # noqa: ANN001
+    """(external id -> database id of the pairs already stored identically, the pairs to add); a stored pair with
+    other content is an error."""
+    c = AnnotationPair.__table__.c
+    columns = (c.id, c.external_id, c.question, c.answer_a, c.answer_b, c.model_a, c.model_b, c.language, c.category,
+               c.question_id, c.digest_a, c.digest_b)
+    stored = {}
+    for chunk in chunks([r.id for r in recs]):
+        stored.update((row.external_id, row) for row in conn.execute(
+            select(*columns).where(c.task_id == task_id, c.external_id.in_(chunk))))
+    ids: dict[str, int] = {}
+    new: list[PairRecord] = []
+    for rec in recs:
+        row = stored.get(rec.id)
+        if row is None:
+            new.append(rec)
+        elif _pair_content(row) != _pair_content(rec) or not _same_weights(
+                (row.digest_a, row.digest_b), (check_digest(rec.digest_a), check_digest(rec.digest_b))):
+            raise StoreError(f"pair {rec.id!r} already exists in task {task!r} with different content")
+        else:
+            ids[rec.id] = row.id
+    return ids, new
+
+
+def _insert_pairs(conn, task_id: int, new: list[PairRecord], now) -> dict[str, int]:  # noqa: ANN001
+    if not new:
+        return {}
+    table = AnnotationPair.__table__
+    rows = [dict(task_id=task_id, external_id=r.id, question=r.question, answer_a=r.answer_a, answer_b=r.answer_b,
+                 model_a=r.model_a, model_b=r.model_b, language=r.language, category=r.category, question_id=r.question_id,
+                 params=dict(r.params), digest_a=check_digest(r.digest_a), digest_b=check_digest(r.digest_b), created=now)
+            for r in new]
+    result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return {r.id: pair_id for r, (pair_id,) in zip(new, result.all())}
+
+
+def _insert_labels(conn, recs: list[PairRecord], ids: dict[str, int], annotators: dict[str, int], now) -> int:  # noqa: ANN001
+    """Labels as done assignments and votes on one new battle per pair; a label its annotator already gave is
+    skipped, a different one is an error."""
+    labelled = [r for r in recs if r.labels]
+    held: dict[tuple[int, int], str | None] = {}  # (pair, annotator) -> their vote in the pair's own terms
+    for chunk in chunks([ids[r.id] for r in labelled]):
+        rows = conn.execute(
+            select(Assignment.pair_id, Assignment.annotator_id, Assignment.swapped, Vote.winner)
+            .outerjoin(Vote, and_(Vote.battle_id == Assignment.battle_id, Vote.annotator_id == Assignment.annotator_id))
+            .where(Assignment.pair_id.in_(chunk)))
+        held.update(((p, a), _unswap(w, swapped) if w else None) for p, a, swapped, w in rows)
+    todo: list[tuple[PairRecord, int, list[tuple[int, str]]]] = []
+    for rec in labelled:
+        pair_id, fresh = ids[rec.id], []
+        for label in rec.labels:
+            key = (pair_id, annotators[label.annotator])
+            if key in held:
+                if held[key] != label.winner:
+                    raise StoreError(f"pair {rec.id!r}: {label.annotator} already has a different label")
+                continue
+            held[key] = label.winner
+            fresh.append((key[1], label.winner))
+        if fresh:
+            todo.append((rec, pair_id, fresh))
+    if not todo:
+        return 0
+    battles = Battle.__table__
+    rows = [{**battle_fields(question=r.question, answer_a=r.answer_a, answer_b=r.answer_b, model_a=r.model_a,
+                             model_b=r.model_b, mode="annotation", language=r.language, category=r.category,
+                             question_id=r.question_id, params=r.params, pair_id=pair_id, digest_a=r.digest_a,
+                             digest_b=r.digest_b), "created": now}
+            for r, pair_id, _ in todo]
+    battle_ids = [b for (b,) in conn.execute(insert(battles).returning(battles.c.id, sort_by_parameter_order=True), rows)]
+    assignments, votes = [], []
+    for (_, pair_id, fresh), battle_id in zip(todo, battle_ids):
+        for annotator_id, winner in fresh:
+            assignments.append(dict(pair_id=pair_id, annotator_id=annotator_id, battle_id=battle_id, swapped=False,
+                                    status="done", created=now, completed=now))
+            votes.append(dict(battle_id=battle_id, annotator_id=annotator_id, winner=winner, created=now))
+    conn.execute(insert(Assignment.__table__), assignments)
+    conn.execute(insert(Vote.__table__), votes)
+    return len(votes)
 
 
 def _unswap(winner: str, swapped: bool) -> str:

@@ -1,4 +1,8 @@
-"""Admin tab (admin role, checked on the server for every action): export, import, pair generation, store summary."""
+"""Admin tab (admin role, checked on the server for every action): export, import, pair generation, store summary.
+
+The store summary (tasks, question sets and the files they came from) is sent only in answer to an admin's
+action: the page itself, and any call made without the admin role (UI or API), carries none of it.
+"""
 
 from __future__ import annotations
 
@@ -66,7 +70,9 @@ def start_generation(ctx: StudioContext, user: User | None, set_name: str, model
     return task
 
 
-def summary(ctx: StudioContext) -> tuple[list[list[Any]], list[list[Any]]]:
+def summary(ctx: StudioContext, user: User | None) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Tasks and question sets (with their source files: server paths), for admins only."""
+    require_admin(user)
     tasks = [[r["name"], r["overlap"], r["pairs"]] for r in list_tasks(ctx.db)]
     sets = [[r["name"], r["source"] or "", r["questions"]] for r in list_question_sets(ctx.db)]
     return tasks, sets
@@ -110,19 +116,18 @@ def build_admin_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     result = gr.Markdown("", elem_id="admin-result")
     tr.add(gr.Markdown(f"**{t('store_summary', lang0)}**"), value=lambda lang: f"**{t('store_summary', lang)}**")
     refresh = tr.add(gr.Button(t("refresh", lang0), elem_id="admin-refresh"), value="refresh")
-    tasks0, sets0 = summary(ctx)
-    tasks_df = gr.Dataframe(value=tasks0, headers=["task", "overlap k", "pairs"], interactive=False)
-    sets_df = gr.Dataframe(value=sets0, headers=["question set", "source", "questions"], interactive=False)
+    tasks_df = gr.Dataframe(value=[], headers=["task", "overlap k", "pairs"], interactive=False)  # filled for admins
+    sets_df = gr.Dataframe(value=[], headers=["question set", "source", "questions"], interactive=False)
 
     def guarded(fn):  # noqa: ANN001, ANN202 - an action returns (files, message); Rejected -> a toast and a status line
-        def run(*args):
+        def run(user, *args):
             *values, lang = args
             try:
-                out_files, message = fn(*values, lang)
-            except Rejected as e:
+                out_files, message = fn(user, *values, lang)
+                return out_files, message, *summary(ctx, user)
+            except Rejected as e:  # nothing of the store goes back with a refusal
                 gr.Warning(e.text(lang))
-                return gr.skip(), t("error", lang, error=e.text(lang)), *summary(ctx)
-            return out_files, message, *summary(ctx)
+                return gr.skip(), t("error", lang, error=e.text(lang)), gr.skip(), gr.skip()
 
         return run
 

@@ -16,7 +16,7 @@ import gradio as gr
 from eval_studio.auth import User
 from eval_studio.store.repo import StoreError
 from eval_studio.store.tasks import ShownPair, list_tasks, next_pair_for, progress_for, skip_assignment, vote_on_assignment
-from eval_studio.ui.common import Translator, inert
+from eval_studio.ui.common import Rejected, Translator, check_rate, inert, session_key
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.text import t
 
@@ -94,11 +94,16 @@ def build_annotate_tab(ctx: StudioContext, tr: Translator, user_state: gr.State,
         return ("", f"{head}\n\n{inert(pair.question)}", inert(pair.answer_a), inert(pair.answer_b), gr.update(visible=True),
                 prog, note, st)
 
-    def on_action(action: str, st, user, task_name, lang):
+    def on_action(request: gr.Request, action: str, st, user, task_name, lang):
         if user is None:
             return show(None, task_name, lang)
         try:
+            if action != "skip":
+                check_rate(ctx.limiter, "vote", session_key(request), user)
             revealed = act(ctx, user, st, action)
+        except Rejected as e:  # over the vote limit: nothing written, the same pair stays shown
+            gr.Warning(e.text(lang))
+            return tuple(gr.skip() for _ in outputs)
         except StoreError as e:  # e.g. a double click: the first press counted
             gr.Warning(t("error", lang, error=str(e)))
             revealed = None

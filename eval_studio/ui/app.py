@@ -20,7 +20,7 @@ from eval_studio.ui.admin_tab import build_admin_tab
 from eval_studio.ui.annotate_tab import build_annotate_tab
 from eval_studio.ui.arena_tab import build_arena_tab
 from eval_studio.ui.chat_tab import build_chat_tab
-from eval_studio.ui.common import Translator, sign_in, user_line
+from eval_studio.ui.common import Rejected, Translator, check_rate, session_key, sign_in, user_line
 from eval_studio.ui.context import StudioContext, create_context
 from eval_studio.ui.judge_tab import build_judge_tab
 from eval_studio.ui.text import UI_LANGS, t
@@ -96,10 +96,15 @@ def build_blocks(ctx: StudioContext) -> gr.Blocks:
             with tr.add(gr.Tab(t("tab_admin", lang0), id="admin", elem_id="tab-admin"), label="tab_admin"):
                 build_admin_tab(ctx, tr, user_state, ui_lang)
 
-        def on_login(name: str, pw: str, lang: str):
+        def on_login(request: gr.Request, name: str, pw: str, lang: str):
             if not ctx.users:
                 gr.Warning(t("no_users", lang))
                 return None, t("no_users", lang), ""
+            try:  # before the (deliberately slow) password check: guessing costs the guesser, not the server
+                check_rate(ctx.limiter, "login", session_key(request))
+            except Rejected as e:
+                gr.Warning(e.text(lang))
+                return gr.skip(), e.text(lang), ""
             user = sign_in(ctx.users, name, pw)
             if user is None:
                 gr.Warning(t("login_failed", lang))

@@ -16,7 +16,7 @@ from bactrian.generation import GenerationParams
 
 from eval_studio.auth import User
 from eval_studio.store.repo import DuplicateVote, add_turn, record_battle, record_vote, start_conversation
-from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, make_params
+from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, check_rate, make_params, session_key
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.streaming import Column, Job, stream_columns
 from eval_studio.ui.text import t
@@ -31,8 +31,11 @@ def new_state() -> dict[str, Any]:
 
 
 def pick_models(ctx: StudioContext, st: dict[str, Any], mode: str, named: tuple[str, str], language: str,
-                rng: random.Random) -> dict[str, Any]:
-    """The state for a fresh question: battle mode keeps its hidden pair until a vote or a new round."""
+                rng: random.Random, user: User | None = None) -> dict[str, Any]:
+    """The state for a fresh question: battle mode keeps its hidden pair until a vote or a new round.
+
+    A random battle draws external (paid) models only for signed-in users, or for everyone when the operator
+    sets ``BACTRIAN_BATTLE_EXTERNAL``."""
     if mode == "named":
         a, b = named
         if not a or not b or a == b:
@@ -41,13 +44,16 @@ def pick_models(ctx: StudioContext, st: dict[str, Any], mode: str, named: tuple[
     elif st["mode"] == "battle" and st["model_a"] and not st["voted"]:
         a, b = st["model_a"], st["model_b"]
     else:
-        a, b = ctx.catalog.random_pair(language, rng)
+        a, b = ctx.catalog.random_pair(language, rng, external=ctx.settings.battle_external or user is not None)
     return {**new_state(), "mode": mode, "model_a": a, "model_b": b, "language": language}
 
 
 def arena_turn(ctx: StudioContext, st: dict[str, Any], question: str, params: GenerationParams,
-               user: User | None) -> Iterator[tuple[list[Column], dict[str, Any]]]:
-    """Stream both answers; once both are complete (and neither failed) the battle is stored for voting."""
+               user: User | None, session: str | None = None) -> Iterator[tuple[list[Column], dict[str, Any]]]:
+    """Stream both answers; once both are complete (and neither failed) the battle is stored for voting.
+
+    A visitor ``session`` over its generation limit is refused (``Rejected``) before anything runs."""
+    check_rate(ctx.limiter, "generate", session, user)
     messages = [{"role": "user", "content": question}]
     jobs = [Job(st["model_a"], messages, params), Job(st["model_b"], messages, params)]
     cols = [Column(), Column()]
@@ -73,8 +79,11 @@ def arena_turn(ctx: StudioContext, st: dict[str, Any], question: str, params: Ge
     yield cols, {**st, "answers": [cols[0].text, cols[1].text], "battle_id": battle}
 
 
-def arena_vote(ctx: StudioContext, st: dict[str, Any], winner: str, user: User | None) -> dict[str, Any]:
-    """Record the vote (annotator from the server-side session, or anonymous); returns the new state."""
+def arena_vote(ctx: StudioContext, st: dict[str, Any], winner: str, user: User | None,
+               session: str | None = None) -> dict[str, Any]:
+    """Record the vote (annotator from the server-side session, or anonymous); returns the new state.
+
+    Over the vote limit, ``Rejected`` and nothing is written: the round can still be voted on later."""
     if st.get("failed"):
         raise Rejected("no_vote_failed")
     if not st.get("battle_id"):
@@ -83,6 +92,7 @@ def arena_vote(ctx: StudioContext, st: dict[str, Any], winner: str, user: User |
         raise Rejected("already_voted")
     if user is None and not ctx.settings.anon_votes:
         raise Rejected("anon_disabled")
+    check_rate(ctx.limiter, "vote", session, user)
     try:
         record_vote(ctx.db, st["battle_id"], winner, annotator=user.name if user else None)
     except DuplicateVote as e:
@@ -142,7 +152,7 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
                 gr.update(visible=votable), note, st)
 
     def respond(regenerate: bool):
-        def handler(message, m, a, b, lang_q, st, user, lang, *values):
+        def handler(request: gr.Request, message, m, a, b, lang_q, st, user, lang, *values):
             try:
                 params = make_params(ctx.settings.gen_defaults, *values)
                 if regenerate:
@@ -153,8 +163,8 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
                     question = st["question"]
                 else:
                     question = check_message(message, ctx.settings.max_message_chars)
-                    st = pick_models(ctx, st, m, (a, b), lang_q, rng)
-                for cols, st in arena_turn(ctx, st, question, params, user):
+                    st = pick_models(ctx, st, m, (a, b), lang_q, rng, user)
+                for cols, st in arena_turn(ctx, st, question, params, user, session_key(request)):
                     note = t("no_vote_failed", lang) if st["failed"] else ""
                     yield (*view(st, cols, lang, note), "")
             except Rejected as e:
@@ -169,9 +179,9 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     msg.submit(respond(False), inputs, outputs, api_visibility="private", concurrency_id="generate")
     regen.click(respond(True), inputs, outputs, api_name="arena_regenerate", concurrency_id="generate")
 
-    def vote(winner: str, st: dict[str, Any], user: User | None, lang: str):
+    def vote(request: gr.Request, winner: str, st: dict[str, Any], user: User | None, lang: str):
         try:
-            st = arena_vote(ctx, st, winner, user)
+            st = arena_vote(ctx, st, winner, user, session_key(request))
         except Rejected as e:
             notify(e, lang)
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()

@@ -29,7 +29,7 @@ class Variant:
 
 
 class Catalog:
-    def __init__(self, service: GenerationService, external: tuple[ExternalModel, ...] = (), battle_external: bool = True):
+    def __init__(self, service: GenerationService, external: tuple[ExternalModel, ...] = (), battle_external: bool = False):
         self.service = service
         self.battle_external = battle_external
         self.external = {m.name: m for m in external}
@@ -81,14 +81,16 @@ class Catalog:
             return f"[external] {v.name}"
         return f"[{_group_label(v.group)}] {v.name}"
 
-    def for_language(self, language: str | None) -> list[str]:
-        """Variants suited to a question language: its own adapters, multilingual ones, the base, externals."""
-        pool = [v for v in self.variants.values() if self.battle_external or v.kind != "external"]
+    def for_language(self, language: str | None, external: bool | None = None) -> list[str]:
+        """Variants suited to a question language: its own adapters, multilingual ones, the base, and external
+        (paid) models when ``external`` (default: ``battle_external``, the setting for anonymous visitors)."""
+        external = self.battle_external if external is None else external
+        pool = [v for v in self.variants.values() if external or v.kind != "external"]
         fit = [v.name for v in pool if v.kind != "adapter" or not v.languages or (language in v.languages)]
         return fit if len(fit) >= 2 else [v.name for v in pool]
 
-    def random_pair(self, language: str | None, rng: random.Random) -> tuple[str, str]:
-        pool = self.for_language(language)
+    def random_pair(self, language: str | None, rng: random.Random, external: bool | None = None) -> tuple[str, str]:
+        pool = self.for_language(language, external)
         if len(pool) < 2:
             raise ValueError("the arena needs at least two models; add an adapter or an external model")
         a, b = rng.sample(pool, 2)

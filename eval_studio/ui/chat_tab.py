@@ -11,7 +11,7 @@ from bactrian.generation import GenerationParams
 
 from eval_studio.auth import User
 from eval_studio.store.repo import add_turn, start_conversation
-from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, make_params
+from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, check_rate, make_params, session_key
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.streaming import Column, Job, stream_columns
 from eval_studio.ui.text import t
@@ -23,8 +23,10 @@ def new_chat() -> dict[str, Any]:
 
 
 def chat_turn(ctx: StudioContext, state: dict[str, Any], message: str | None, model: str, params: GenerationParams,
-              user: User | None, regenerate: bool = False) -> Iterator[tuple[list[dict[str, str]], dict[str, Any], Column]]:
-    """Stream one reply: yields (raw display history, state, column). Rejected input raises before anything runs.
+              user: User | None, regenerate: bool = False,
+              session: str | None = None) -> Iterator[tuple[list[dict[str, str]], dict[str, Any], Column]]:
+    """Stream one reply: yields (raw display history, state, column). Rejected input, or a visitor ``session`` over
+    its rate limit, raises before anything runs.
 
     The exchange is stored only once the reply is complete and the model did not fail.
     """
@@ -37,6 +39,7 @@ def chat_turn(ctx: StudioContext, state: dict[str, Any], message: str | None, mo
         text = check_message(message, ctx.settings.max_message_chars)
         history.append({"role": "user", "content": text})
     ctx.catalog.get(model)
+    check_rate(ctx.limiter, "generate", session, user)
     col = Column()
     for (col,) in stream_columns(ctx.catalog, [Job(model, history, params)]):
         yield history + [{"role": "assistant", "content": col.text}], state, col
@@ -68,11 +71,12 @@ def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_
     sliders = params_block(tr, ctx.settings.gen_defaults, lang0, "chat")
 
     def respond(regenerate: bool):
-        def handler(message, variant, st, user, lang, *values):
+        def handler(request: gr.Request, message, variant, st, user, lang, *values):
             try:
                 params = make_params(ctx.settings.gen_defaults, *values)
                 shown = False
-                for history, new_state, col in chat_turn(ctx, st, message, variant, params, user, regenerate):
+                for history, new_state, col in chat_turn(ctx, st, message, variant, params, user, regenerate,
+                                                         session_key(request)):
                     display = as_chat(history)
                     if col.error:
                         display[-1]["content"] = t("model_error", lang, error=col.error)

@@ -10,6 +10,7 @@ from typing import Any
 from bactrian.generation import GenerationParams
 
 from eval_studio.auth import User, gradio_auth
+from eval_studio.ratelimit import RateLimited, RateLimiter
 from eval_studio.ui.text import t
 
 
@@ -32,6 +33,25 @@ def check_message(text: str | None, cap: int) -> str:
     if len(text) > cap:
         raise Rejected("too_long", n=len(text), cap=cap)
     return text
+
+
+def check_rate(limiter: RateLimiter, action: str, session: str | None, user: User | None = None) -> None:
+    """``Rejected("rate_limited")`` when ``session`` (or everyone together) is over the limit for ``action``
+    (generate | vote | login); nothing is spent then. Admins (the operator) are not limited."""
+    if user is not None and user.is_admin:
+        return
+    try:
+        limiter.take(action, session)
+    except RateLimited as e:
+        raise Rejected("rate_limited", seconds=e.retry_after) from e
+
+
+def session_key(request: Any) -> str | None:
+    """The visitor's Gradio session (``gr.Request``), else their address; None outside a request."""
+    if request is None:
+        return None
+    client = getattr(request, "client", None)
+    return getattr(request, "session_hash", None) or (getattr(client, "host", None) if client else None)
 
 
 def inert(text: str) -> str:

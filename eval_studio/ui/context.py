@@ -13,6 +13,7 @@ from bactrian.engine import Engine
 from bactrian.service import GenerationService, LocalService
 
 from eval_studio.auth import USERS_ENV, User, load_users
+from eval_studio.ratelimit import RateLimiter
 from eval_studio.settings import Settings
 from eval_studio.store.db import open_store
 from eval_studio.store.repo import upsert_variant
@@ -30,6 +31,14 @@ class StudioContext:
     db: DBEngine
     users: dict[str, User]
     background: list[threading.Thread] = field(default_factory=list)
+    limiter: RateLimiter | None = None  # None: built from the settings' rate limits
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            s = self.settings
+            self.limiter = RateLimiter({"generate": (s.rate_generate, s.rate_generate_global),
+                                        "vote": (s.rate_vote, s.rate_vote_global),
+                                        "login": (s.rate_login, s.rate_login_global)})
 
     @property
     def service(self) -> GenerationService:

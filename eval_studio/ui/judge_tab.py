@@ -57,7 +57,9 @@ def status_text(ctx: StudioContext, run_id: int | None, lang: str) -> tuple[str,
     return text, st.status in ("pending", "running")
 
 
-def runs_rows(ctx: StudioContext) -> list[list[Any]]:
+def runs_rows(ctx: StudioContext, user: User | None) -> list[list[Any]]:
+    """Recent runs (their messages name hosts and processes): admins only."""
+    require_admin(user)
     return [[r.id, r.prompt_name, r.judge_model, r.status, r.n_done, r.n_total, r.n_errors, r.message or ""]
             for r in judging.list_runs(ctx.db, limit=20)]
 
@@ -79,7 +81,7 @@ def build_judge_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     start = tr.add(gr.Button(t("start_judge", lang0), variant="primary", elem_id="judge-start"), value="start_judge")
     status = gr.Markdown(t("judge_idle", lang0), elem_id="judge-status")
     tr.add(gr.Markdown(f"**{t('recent_runs', lang0)}**"), value=lambda lang: f"**{t('recent_runs', lang)}**")
-    runs = gr.Dataframe(value=runs_rows(ctx), headers=RUN_COLUMNS, interactive=False, elem_id="judge-runs")
+    runs = gr.Dataframe(value=[], headers=RUN_COLUMNS, interactive=False, elem_id="judge-runs")  # filled for admins
     timer = gr.Timer(1.0, active=False)
 
     def on_start(user, p, url, m, env, tk, lim, lang):
@@ -89,13 +91,16 @@ def build_judge_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
             gr.Warning(e.text(lang))
             return gr.skip(), e.text(lang), gr.skip(), gr.update(active=False)
         text, _ = status_text(ctx, run_id, lang)
-        return run_id, text, runs_rows(ctx), gr.update(active=True)
+        return run_id, text, runs_rows(ctx, user), gr.update(active=True)
 
     start.click(on_start, [user_state, prompt, base_url, model, key_env, task, limit, ui_lang], [run_state, status, runs, timer],
                 api_name="judge_start")
 
-    def on_tick(run_id, lang):
+    def on_tick(run_id, user, lang):
+        if user is None or not user.is_admin:  # the timer only runs after an admin started a run; still, check
+            return gr.skip(), gr.skip(), gr.update(active=False)
         text, running = status_text(ctx, run_id, lang)
-        return text, runs_rows(ctx), gr.update(active=running)
+        return text, runs_rows(ctx, user), gr.update(active=running)
 
-    timer.tick(on_tick, [run_state, ui_lang], [status, runs, timer], api_visibility="private", show_progress="hidden")
+    timer.tick(on_tick, [run_state, user_state, ui_lang], [status, runs, timer], api_visibility="private",
+               show_progress="hidden")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from bactrian.adapters import AdapterError
-from bactrian.client import EndpointError
+from bactrian.client import Unreachable, redact
 from bactrian.generation import GenerationParams
 from bactrian.prompter import InputError
 from bactrian.service import Busy, GenRequest, Stream
@@ -23,7 +24,7 @@ from eval_studio.ui.catalog import Catalog
 
 log = logging.getLogger(__name__)
 UPDATE_EVERY_S = 0.05
-SAFE_ERRORS = (InputError, AdapterError, EndpointError, Busy, ValueError)  # their messages are written for users
+SAFE_ERRORS = (InputError, AdapterError, Busy, ValueError)  # refused input, a busy engine: written for users
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,22 @@ class Column:
         return self.done and self.error is None
 
 
-def public_error(e: Exception) -> str:
-    """What a visitor may read about a failure; anything else goes to the operator's log only."""
+def public_error(e: Exception, variant: str) -> str:
+    """What a visitor may read about a failure of ``variant``; the detail goes to the operator's log only.
+
+    Refused input and a busy engine explain themselves. Anything else, above all an upstream's error (its body
+    may repeat the operator's key), reads ``model X is unavailable right now (error id 1a2b3c4d)``; an endpoint
+    that could not be reached at all (nothing came back from it) also says where. The log line carries the same
+    error id and the detail, with anything key-like redacted (``bactrian.client.redact``).
+    """
     if isinstance(e, SAFE_ERRORS):
-        return str(e)
-    log.error("generation failed: %r", e)
-    return f"generation failed ({type(e).__name__})"
+        return redact(str(e))
+    error_id = secrets.token_hex(4)
+    said = getattr(e, "detail", None)
+    log.warning("model %s unavailable (error id %s): %s: %s%s", variant, error_id, type(e).__name__, redact(str(e)),
+                f"; upstream said: {redact(said)}" if said else "")
+    where = f": {redact(str(e))}" if isinstance(e, Unreachable) else ""
+    return f"model {variant} is unavailable right now{where} (error id {error_id})"
 
 
 def stream_columns(catalog: Catalog, jobs: list[Job]) -> Iterator[list[Column]]:
@@ -69,7 +80,7 @@ def stream_columns(catalog: Catalog, jobs: list[Job]) -> Iterator[list[Column]]:
                 streams.append(service.submit(GenRequest(model, job.messages, params=job.params),
                                               on_event=lambda ev, i=i: events.put((i, ev))))
             except Exception as e:  # noqa: BLE001 - refused at once (bad input, busy): that column only
-                cols[i] = Column(done=True, error=public_error(e), finish_reason="error")
+                cols[i] = Column(done=True, error=public_error(e, job.variant), finish_reason="error")
         if all(c.done for c in cols):
             yield list(cols)
         last = 0.0
@@ -89,7 +100,7 @@ def stream_columns(catalog: Catalog, jobs: list[Job]) -> Iterator[list[Column]]:
             for i, ev in batch:
                 c = cols[i]
                 if isinstance(ev, Exception):
-                    cols[i] = replace(c, done=True, error=public_error(ev), finish_reason="error")
+                    cols[i] = replace(c, done=True, error=public_error(ev, jobs[i].variant), finish_reason="error")
                 else:
                     cols[i] = replace(c, text=c.text + ev.delta, done=c.done or ev.finished,
                                       finish_reason=ev.finish_reason or c.finish_reason)

@@ -50,6 +50,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "nothing_to_regenerate": {"en": "Nothing to regenerate yet.", "zh": "还没有可重新生成的内容。"},
     "model_error": {"en": "This model failed: {error}", "zh": "该模型出错：{error}"},
     "bad_params": {"en": "Bad generation parameters: {error}", "zh": "生成参数有误：{error}"},
+    "rate_limited": {"en": "Too many requests: try again in {seconds} s.", "zh": "请求过多，请 {seconds} 秒后再试。"},
     # arena
     "arena_intro": {"en": "Ask one question; two models answer side by side. Vote when both are done.",
                     "zh": "提一个问题，两个模型并排回答。两边都答完后投票。"},

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import uuid
 from contextlib import ExitStack
@@ -59,8 +58,9 @@ class Plan:
 
 
 def default_cache_dir() -> Path:
-    home = Path(os.environ.get("BACTRIAN_HOME", Path.home() / ".bactrian")).expanduser()
-    return home / "bench" / "cache"
+    from bactrian.settings import home
+
+    return home() / "bench" / "cache"
 
 
 def resolve_adapter(value: str, spec: BaseSpec, extra_dirs: tuple[str, ...] = ()) -> AdapterInfo:

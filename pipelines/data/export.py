@@ -91,10 +91,10 @@ def run_export(recipe: Recipe, store: Store, rows: list[Any], progress: bool = T
     return counts
 
 
-def push(repo: str, folder: Path) -> None:
+def push(repo: str, folder: Path, private: bool | None = None) -> None:
     """Upload the hub folder (parquet per config + card); the token comes from ``HF_TOKEN`` (never written)."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=os.environ.get("HF_TOKEN"))
-    api.create_repo(repo, repo_type="dataset", exist_ok=True)
+    api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
     api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset")

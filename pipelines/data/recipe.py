@@ -136,6 +136,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise RecipeError(f"{where or 'recipe'}: {e}") from None
 
 
+def build_dataclass(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping with this module's checks (other recipes reuse them)."""
+    return _build(cls, data, where)
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -157,7 +162,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested mappings and lists (creating mappings on the way)."""
     keys = dotted.split(".")
     node: Any = data
     for k in keys[:-1]:
@@ -172,7 +178,7 @@ def parse_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) 
     """Validate a recipe mapping (plus ``{"respond.base_url": ...}``-style overrides)."""
     data = copy.deepcopy(data)
     for k, v in (overrides or {}).items():
-        _set_dotted(data, k, v)
+        set_dotted(data, k, v)
     langs = data.get("languages")
     try:
         data["languages"] = parse_languages(langs if langs is not None else [])
@@ -193,7 +199,8 @@ def parse_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) 
     return recipe
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file's mapping (empty file: empty mapping); RecipeError when absent, not YAML or not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}")
@@ -201,7 +208,13 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         data = yaml.safe_load(path.read_text("utf-8")) or {}
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
-    return parse_recipe(data, overrides)
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
+    return data
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    return parse_recipe(read_yaml(path), overrides)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

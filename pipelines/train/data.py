@@ -1,11 +1,14 @@
 """Training data: read instruction records, hold some out, tokenize with the response-only loss, and batch.
 
-Records come from a local jsonl (``instruction``, ``input``, ``output``, optional ``language``), the data
-pipeline's ``DatasetDict`` folder (``save_to_disk``; splits named by language code, or a ``language`` column),
-or the Hub dataset ``MBZUAI/Bactrian-X`` (one config per language). Every record needs a non-empty
-``instruction`` and ``output``; ``input`` may be missing or empty. Real data has a few rows whose instruction or
-output is present but blank (50 of the 52,002 rows of the Chinese Alpaca translation): ``data.skip_empty``
-drops those (and counts them) instead of refusing the file; a field that is absent is always an error.
+Records come from a local jsonl (``instruction``, ``input``, ``output``, optional ``language``), a
+``DatasetDict`` folder (``save_to_disk``; splits named by language code, or a ``language`` column), the export of
+``bactrian data`` (its output folder, ``<output>/export`` or ``<output>/export/disk``: one saved dataset per
+language; ``languages: all`` means every language present there), or the Hub dataset ``MBZUAI/Bactrian-X`` (one
+config per language; a local copy in the Hub's parquet layout, such as ``<output>/export/hub``, works too).
+Every record needs a non-empty ``instruction`` and ``output``; ``input`` may be missing or empty. Real data has a
+few rows whose instruction or output is present but blank (50 of the 52,002 rows of the Chinese Alpaca
+translation): ``data.skip_empty`` drops those (and counts them) instead of refusing the file; a field that is
+absent is always an error.
 
 Batches never mix examples inside one sequence: each row is one example, right-padded, so no example can
 attend to another. ``grouped`` batching puts examples of similar length together (little padding);
@@ -114,13 +117,53 @@ def read_jsonl(path: Path, languages: list[str] | None, skips: _Skips | None = N
     return out
 
 
+def _is_saved_dataset(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+
+
+def export_languages(path: Path) -> dict[str, Path] | None:
+    """The per-language folders of a ``bactrian data`` export, or None when ``path`` is not one.
+
+    ``path`` may be the data run's output folder, its ``export`` folder or ``export/disk``; the export holds one
+    saved ``DatasetDict`` per language code (``disk/<lang>/``).
+    """
+    from bactrian.languages import language_codes
+
+    if _is_saved_dataset(path):
+        return None
+    codes = set(language_codes())
+    for folder in (path, path / "disk", path / "export" / "disk"):
+        if folder.is_dir():
+            found = {d.name: d for d in sorted(folder.iterdir()) if d.name in codes and _is_saved_dataset(d)}
+            if found:
+                return found
+    return None
+
+
+def _pick(present: list[str], languages: list[str] | None, where: str) -> list[str]:
+    """``languages`` (None: every one present), each of which must be present."""
+    if languages is None:
+        return present
+    absent = [lang for lang in languages if lang not in present]
+    if absent:
+        raise DataError(f"language(s) {', '.join(absent)} not in {where} (present: {', '.join(present) or 'none'})")
+    return list(languages)
+
+
 def read_pipeline(path: Path, languages: list[str] | None, skips: _Skips | None = None) -> list[Record]:
-    """A ``DatasetDict`` folder: splits named by language code, or any splits with a language column."""
+    """A ``DatasetDict`` folder (splits named by language code, or any splits with a language column), or the
+    export of ``bactrian data`` (one dataset per language: ``languages`` None reads every language present)."""
     from datasets import Dataset, DatasetDict, load_from_disk
 
     skips = skips or _Skips(False)
     if not path.is_dir():
         raise DataError(f"dataset folder {path} does not exist")
+    per_language = export_languages(path)
+    if per_language is not None:
+        out: list[Record] = []
+        for lang in _pick(sorted(per_language), languages, f"the export at {path}"):
+            out.extend(read_pipeline(per_language[lang], [lang], skips))
+        return out
     try:
         ds = load_from_disk(str(path))
     except (FileNotFoundError, ValueError) as e:
@@ -146,6 +189,12 @@ def read_hub(dataset_id: str, languages: list[str] | None, skips: _Skips | None 
 
     skips = skips or _Skips(False)
     out = []
+    local = Path(dataset_id).expanduser() if dataset_id else None
+    if local is not None and local.is_dir():  # a local copy in the Hub layout (<config>/*.parquet): its configs
+        present = sorted(d.name for d in local.iterdir() if d.is_dir() and any(d.glob("*.parquet")))
+        languages = _pick(present, languages, f"the dataset folder {local}")
+        if not languages:
+            raise DataError(f"{local} has no language configs (<lang>/*.parquet)")
     for lang in languages or language_codes():
         try:
             d = load_dataset(dataset_id or HUB_DATASET, lang, split="train")

@@ -1,0 +1,1 @@
+"""``bactrian run``: the whole flow of the paper as one resumable command (data -> adapter -> benchmarks -> studio)."""
