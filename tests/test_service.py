@@ -206,10 +206,19 @@ def test_few_rows_cpu_linear_matches_f_linear():
     assert x.grad is not None
 
 
+def speed_up_large_linears_count(folder: str) -> int:
+    from bactrian import cpu_linear
+    from bactrian.models import load_base
+
+    return len(cpu_linear.speed_up_large_linears(load_base(folder, device="cpu", dtype="float32").model))
+
+
 def test_joining_stays_exact_with_every_linear_on_the_few_rows_path(tiny_base, tiny_adapters, monkeypatch):
     from bactrian import cpu_linear
 
     monkeypatch.setattr(cpu_linear, "MIN_WEIGHT_BYTES", 0)  # the tiny model's layers all take the fast path
+    monkeypatch.setattr(cpu_linear, "MIN_THREADED_BYTES", 0)
+    assert speed_up_large_linears_count(str(tiny_base)) > 0
     engine = Engine.load(str(tiny_base), [str(tiny_adapters["root"])], include_default_dirs=False, device="cpu", dtype="float32")
     service = LocalService(engine)
     try:
