@@ -298,9 +298,6 @@ class AdapterSet:
                 self.ensure_loaded([name])
                 self.model.set_adapter(name, inference_mode=True)
 
-    def lora_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for n, p in self.model.named_parameters() if "lora_" in n)
-
 
 def _short(e: Exception) -> str:
     text = str(e).strip().splitlines()

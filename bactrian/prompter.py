@@ -124,7 +124,3 @@ class Prompter:
             if s in text:
                 text = text.split(s)[0]
         return text.strip()
-
-    def full_text(self, instruction: str, input: str | None, output: str) -> str:
-        """Prompt + reply, as used for training."""
-        return self.build(instruction, input) + output
