@@ -16,7 +16,11 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", default=None, help="prompt template: bactrian-x, alpaca or chat (default: the base's)")
     p.add_argument("--max-adapters", type=int, default=16, help="adapters kept loaded at once (LRU beyond)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 avoids thread-barrier stalls on a busy small machine)")
+                   help="CPU threads (default: llama.cpp all cores, torch its own choice; 1 avoids thread-barrier "
+                        "stalls on a busy small machine)")
+    p.add_argument("--engine", default="auto", choices=("auto", "torch", "llamacpp"),
+                   help="auto: llama.cpp for an embedded base on the CPU (the fast path), else torch; torch forces "
+                        "transformers + peft (default: %(default)s)")
     _placement_args(p)
 
 
@@ -35,18 +39,6 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=50)
     p.add_argument("--repetition-penalty", type=float, default=1.1)
     p.add_argument("--seed", type=int, default=None)
-
-
-def _load_engine(args: argparse.Namespace):
-    import torch
-
-    from .engine import Engine
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    return Engine.load(args.base, args.adapters_dir, template=args.template, max_loaded=args.max_adapters,
-                       adapters=args.load_adapter, device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"))
 
 
 def _fail(msg: str) -> int:
@@ -72,9 +64,11 @@ def _open_service(args: argparse.Namespace, **limits: int):
         from .remote import RemoteService
 
         return RemoteService(args.url, api_key_env=args.api_key_env)
-    from .service import LocalService
+    from .llamacpp import open_local_service
 
-    return LocalService(_load_engine(args), **limits)
+    return open_local_service(args.engine, args.base, args.adapters_dir, template=args.template,
+                              max_loaded=args.max_adapters, adapters=args.load_adapter, device=args.device,
+                              dtype=args.dtype, threads=args.threads, **limits)
 
 
 def run_chat(args: argparse.Namespace) -> int:

@@ -45,6 +45,24 @@ class Batch:
         return kvcache.supports_joining(self.cache)
 
 
+def register_adapters(aset: AdapterSet, adapter_dirs: Iterable[str] = (), include_default_dirs: bool = True,
+                      adapters: Iterable[str] = ()) -> AdapterSet:
+    """Register every adapter found in ``adapter_dirs`` (and the base's default folders; broken ones are logged and
+    skipped), then ``adapters`` given one by one as folders or Hub ids (those must succeed). Shared by engines."""
+    dirs = list(adapter_dirs) + (default_search_dirs(aset.base.spec.name) if include_default_dirs else [])
+    infos, problems = discover(dirs)
+    for p in problems:
+        log.warning("skipping adapter: %s", p)
+    for info in infos:
+        try:
+            aset.register(info)
+        except AdapterError as e:
+            log.warning("skipping adapter: %s", e)
+    for source in adapters:
+        aset.register_path(source)
+    return aset
+
+
 class Engine:
     """Base model + adapters + prompter + token codec."""
 
@@ -83,18 +101,7 @@ class Engine:
         found in ``adapter_dirs`` (and the default folders), plus ``adapters`` given one by one as folders or
         Hub ids (those must succeed)."""
         loaded = load_base(base, dtype=dtype, device=device)
-        dirs = list(adapter_dirs) + (default_search_dirs(loaded.spec.name) if include_default_dirs else [])
-        infos, problems = discover(dirs)
-        for p in problems:
-            log.warning("skipping adapter: %s", p)
-        aset = AdapterSet(loaded, max_loaded=max_loaded)
-        for info in infos:
-            try:
-                aset.register(info)
-            except AdapterError as e:
-                log.warning("skipping adapter: %s", e)
-        for source in adapters:
-            aset.register_path(source)
+        aset = register_adapters(AdapterSet(loaded, max_loaded=max_loaded), adapter_dirs, include_default_dirs, adapters)
         return cls(loaded, aset, template)
 
     @property
