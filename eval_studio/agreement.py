@@ -270,3 +270,26 @@ def agreement_summary(df: pd.DataFrame, both_bad: str = "tie", calls: pd.DataFra
         "position_consistency": position_consistency(per_call),
         "warnings": warnings,
     }
+
+
+AGREEMENT_BY_COLUMNS = ["judge", "items", "with_ties", "n_with_ties", "without_ties", "n_without_ties"]
+
+
+def human_judge_by(df: pd.DataFrame, by: str = "language", both_bad: str = "tie") -> pd.DataFrame:
+    """Human-judge agreement per language (or category): ``[by, judge, items, with_ties, n_with_ties,
+    without_ties, n_without_ties]``, one row per judge rater and value of ``by`` where the judge and people
+    labelled the same items (e.g. arena battles judged with ``bactrian studio judge --source battles``).
+    ``items``: items with both a judge verdict and a human vote; the rates are MT-bench's (every human vote
+    against the judge's verdict on its item)."""
+    if by not in ("language", "category"):
+        raise ValueError(f"by must be language or category, not {by!r}")
+    votes = canonical_votes(df, both_bad)
+    rows = []
+    for value, g in votes.groupby(votes[by].fillna("(none)").astype(str), sort=True):
+        human_items = set(g.loc[g["source"] == "human", "item"])
+        verdicts = judge_verdicts(g)
+        for judge, a in human_judge_agreement(g)["by_judge"].items():
+            items = len(set(verdicts.loc[verdicts["annotator"] == judge, "item"]) & human_items)
+            if items:
+                rows.append({by: value, "judge": judge, "items": items, **a})
+    return pd.DataFrame(rows, columns=[by, *AGREEMENT_BY_COLUMNS])

@@ -28,9 +28,17 @@ OPTIONAL_DEFAULTS: dict[str, object] = {
     "len_a": np.nan,
     "len_b": np.nan,
     "judge_prompt": None,
+    # markdown counts of each answer (style_control.markdown_counts), for style control; NaN when unknown
+    "headers_a": np.nan,
+    "headers_b": np.nan,
+    "lists_a": np.nan,
+    "lists_b": np.nan,
+    "bold_a": np.nan,
+    "bold_b": np.nan,
 }
+STYLE_COLUMNS = ("headers_a", "headers_b", "lists_a", "lists_b", "bold_a", "bold_b")
 COLUMNS = ("battle_id", "question_id", "model_a", "model_b", "winner", "source", "annotator", "language",
-           "category", "tstamp", "score_a", "score_b", "len_a", "len_b", "judge_prompt")
+           "category", "tstamp", "score_a", "score_b", "len_a", "len_b", "judge_prompt", *STYLE_COLUMNS)
 TIE_MODES = ("half", "drop")
 BOTH_BAD_MODES = ("tie", "drop")
 # Kinds of evidence (the optional ``kind`` column): votes in blind (anonymous) arena battles, in named battles,
@@ -96,7 +104,7 @@ def validate_battles(df: pd.DataFrame) -> pd.DataFrame:
     if out["model_a"].isna().any() or out["model_b"].isna().any():
         raise ValueError("model_a / model_b must be set on every row")
     out["tstamp"] = pd.to_datetime(out["tstamp"], utc=True, errors="raise")
-    for col in ("score_a", "score_b", "len_a", "len_b"):
+    for col in ("score_a", "score_b", "len_a", "len_b", *STYLE_COLUMNS):
         out[col] = pd.to_numeric(out[col], errors="raise").astype(float)
     return out
 

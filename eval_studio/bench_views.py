@@ -11,11 +11,16 @@ The rows are what ``store.bench.list_bench`` returns (``bactrian bench`` results
   then how many languages and items each row rests on (a ``--limit 100`` run and a full test set look alike
   otherwise).
 - ``language_figure(frame, task)``: grouped bars per language, one bar per variant, its average as a dashed line.
+- ``reference=True`` (``table4``, ``bench_view``): the paper's own Table 4 rows follow the project's, with a
+  ``source`` column saying whose numbers each row holds (``data/paper_table4.json``, typed in with its citation).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 import pandas as pd
@@ -23,6 +28,7 @@ import plotly.graph_objects as go
 
 BENCHMARKS = ("xcopa", "xstorycloze", "xwinograd", "sentimentx")  # Table 4's column order; others follow
 PRIMARY_METRIC = {"sentimentx": "f1"}  # every other benchmark reports accuracy
+_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")  # plotly's
 _COLUMNS = ["variant", "model", "adapter", "task", "language", "metric", "value", "stderr", "n", "run_id", "created"]
 
 
@@ -73,8 +79,43 @@ def _task_order(tasks: Iterable[str]) -> list[str]:
     return [t for t in BENCHMARKS if t in present] + sorted(present - set(BENCHMARKS))
 
 
-def table4(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """Like the paper's Table 4: one row per model variant, one column per benchmark average (%)."""
+OWN_SOURCE = "this project"
+
+
+@lru_cache(maxsize=1)
+def paper_reference() -> dict[str, Any]:
+    """The paper's Table 4 (``data/paper_table4.json``): ``citation``, ``source_label`` and ``rows``."""
+    return json.loads(resources.files("eval_studio.data").joinpath("paper_table4.json").read_text("utf-8"))
+
+
+def reference_rows() -> pd.DataFrame:
+    """The paper's Table 4 as rows shaped like ``table4``'s, labelled as the paper's numbers."""
+    ref = paper_reference()
+    rows = pd.DataFrame(ref["rows"])
+    rows["model"] = rows["model"] + " (paper)"
+    rows["source"] = ref["source_label"]
+    return rows
+
+
+def with_reference(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (a ``table4``) with a ``source`` column and the paper's rows after the project's."""
+    ref = reference_rows()
+    own = table.assign(source=OWN_SOURCE)
+    tasks = [t for t in BENCHMARKS if t in own.columns or t in ref.columns]
+    tasks += [c for c in own.columns if c not in (*tasks, "model", "languages", "items", "source")]
+    out = pd.concat([own, ref], ignore_index=True)
+    extra = [c for c in ("languages", "items") if c in out.columns]
+    out = out.reindex(columns=["model", *tasks, *extra, "source"])
+    for c in extra:
+        out[c] = out[c].astype("Int64")
+    return out
+
+
+def table4(frame: pd.DataFrame, digits: int = 1, reference: bool = False) -> pd.DataFrame:
+    """Like the paper's Table 4: one row per model variant, one column per benchmark average (%); ``reference``:
+    the paper's own rows follow (see ``with_reference``)."""
+    if reference:
+        return with_reference(table4(frame, digits))
     if frame.empty:
         return pd.DataFrame(columns=["model"])
     avg = frame.groupby(["variant", "task"], sort=False)["value"].mean().mul(100).round(digits)
@@ -102,16 +143,28 @@ def language_figure(frame: pd.DataFrame, task: str, title: str | None = None) ->
     metric = str(rows["metric"].iloc[0])
     languages = sorted(set(rows["language"]))
     fig = go.Figure()
-    for variant in dict.fromkeys(rows.sort_values(["model", "adapter"])["variant"]):
+    means: list[tuple[float, str]] = []
+    for i, variant in enumerate(dict.fromkeys(rows.sort_values(["model", "adapter"])["variant"])):
         g = rows[rows["variant"] == variant].sort_values("language")
-        fig.add_bar(name=variant, x=list(g["language"]), y=list(100 * g["value"]),
+        color = _COLORS[i % len(_COLORS)]
+        fig.add_bar(name=variant, x=list(g["language"]), y=list(100 * g["value"]), marker_color=color,
                     hovertemplate=f"{variant}<br>%{{x}}: %{{y:.1f}}<extra></extra>")
         mean = 100 * float(g["value"].mean())
-        fig.add_hline(y=mean, line_dash="dash", opacity=0.5, annotation_text=f"{variant} avg {mean:.1f}",
-                      annotation_position="top left")
+        fig.add_hline(y=mean, line_dash="dash", line_color=color, opacity=0.6)
+        means.append((mean, color))
+    # the averages are labelled in the right margin, in the bars' colours, pushed apart so that close averages
+    # (often within a point of each other) never print on top of one another as line annotations did
+    top = max(100 * float(rows["value"].max()), max(m for m, _ in means))
+    gap, last = 0.06 * top, None
+    for mean, color in sorted(means):
+        y = mean if last is None else max(mean, last + gap)
+        fig.add_annotation(x=1, xref="paper", xanchor="left", y=y, yref="y", text=f"avg {mean:.1f}", showarrow=False,
+                           font={"color": color})
+        last = y
     fig.update_layout(barmode="group", title=title or f"{task}: {metric} per language",
                       xaxis={"title": "language", "categoryorder": "array", "categoryarray": languages},
-                      yaxis={"title": f"{metric} (%)", "rangemode": "tozero"}, legend_title_text="model")
+                      yaxis={"title": f"{metric} (%)", "rangemode": "tozero"}, legend_title_text="model",
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}, margin={"r": 80})
     return fig
 
 
@@ -122,13 +175,15 @@ def empty_figure(why: str = "no benchmark results yet (bactrian bench --out r.js
     return fig
 
 
-def bench_view(rows: Iterable[dict[str, Any]], task: str | None = None) -> tuple[str, pd.DataFrame, go.Figure, list[str]]:
-    """(status line, Table 4, chart for ``task`` or the first benchmark, benchmarks present) for the Leaderboard."""
+def bench_view(rows: Iterable[dict[str, Any]], task: str | None = None, reference: bool = False
+               ) -> tuple[str, pd.DataFrame, go.Figure, list[str]]:
+    """(status line, Table 4, chart for ``task`` or the first benchmark, benchmarks present) for the Leaderboard;
+    ``reference``: the paper's Table 4 rows follow the project's (labelled in a ``source`` column)."""
     frame = bench_frame(rows)
     tasks = bench_tasks(frame)
     if not tasks:
-        return "No benchmark results stored.", table4(frame), empty_figure(), []
+        return "No benchmark results stored.", table4(frame, reference=reference), empty_figure(), []
     pick = task if task in tasks else tasks[0]
     variants = frame["variant"].nunique()
     status = f"{variants} model variant{'s' if variants != 1 else ''} on {len(tasks)} benchmark{'s' if len(tasks) != 1 else ''}."
-    return status, table4(frame), language_figure(frame, pick), tasks
+    return status, table4(frame, reference=reference), language_figure(frame, pick), tasks

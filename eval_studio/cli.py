@@ -17,6 +17,7 @@ from typing import Any
 # sub-commands. A module that does not exist (yet) is skipped; one that fails to import is listed as unavailable.
 EXTENSIONS = (
     ("eval_studio.ratings_cli", "ratings", "ratings, agreement, report"),
+    ("eval_studio.protocol_cli", "eval", "the paper's evaluation protocol: eval"),
     ("eval_studio.ui.cli", "serve", "the Gradio app: serve"),
 )
 
@@ -137,7 +138,14 @@ def cmd_judge(args: argparse.Namespace) -> int:
             print(f"\r[{p.status}] {p.done}/{p.total} calls, {p.errors} errors", end="\n" if p.status != "running" else "", file=sys.stderr)
 
     engine = _engine(args)
-    runner = judge_pairs(engine, config, task=args.task, language=args.language, limit=args.limit, on_progress=show)
+    task = args.task
+    if args.source == "battles":  # the arena battles people voted on, copied as pairs into a task of their own
+        from eval_studio.store.battle_pairs import BATTLE_TASK, copy_battles_to_task
+
+        task = task or BATTLE_TASK
+        copied = copy_battles_to_task(engine, task, language=args.language, voted_only=not args.all_battles)
+        print(f"battles: {copied.added} copied into task {task!r}, {copied.unchanged} already there", file=sys.stderr)
+    runner = judge_pairs(engine, config, task=task, language=args.language, limit=args.limit, on_progress=show)
     try:
         status = runner.join()
     except KeyboardInterrupt:  # join() cancelled the run: nothing more was sent, the calls in flight finished
@@ -247,6 +255,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 (bactrian serve)")
     p.add_argument("--model", required=True)
     p.add_argument("--api-key-env", default=None, metavar="VAR", help="environment variable with the API key (default: OPENAI_API_KEY for api.openai.com, none otherwise)")
+    p.add_argument("--source", choices=("pairs", "battles"), default="pairs",
+                   help="pairs: the stored annotation pairs (default); battles: the arena battles people voted on, "
+                        "copied as pairs into --task (default 'arena-battles') so human-judge agreement covers them")
+    p.add_argument("--all-battles", action="store_true", help="with --source battles: also battles nobody voted on")
     p.add_argument("--task", default=None)
     p.add_argument("--language", default=None)
     p.add_argument("--limit", type=int, default=None, help="judge at most this many pairs")

@@ -9,26 +9,11 @@ a ``baseline`` it is the predicted rate against that one model, AlpacaEval's def
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
 from eval_studio.battle_table import outcomes, validate_battles
-
-ALPHA = math.log(10.0) / 400.0
-
-
-def _loss(params: np.ndarray, a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray, n_models: int):
-    r, beta = params[:n_models], params[n_models]
-    z = ALPHA * (r[a] - r[b]) + beta * x
-    loss = float(np.mean(y * np.logaddexp(0.0, -z) + (1 - y) * np.logaddexp(0.0, z)))
-    g = (0.5 * (1.0 + np.tanh(0.5 * z)) - y) / len(y)
-    grad = np.empty_like(params)
-    grad[:n_models] = ALPHA * (np.bincount(a, g, n_models) - np.bincount(b, g, n_models))
-    grad[n_models] = float(np.dot(g, x))
-    return loss, grad
+from eval_studio.style_control import ALPHA, fit_contextual_bt
 
 
 def length_controlled(df: pd.DataFrame, *, baseline: str | None = None, ties: str = "half",
@@ -51,9 +36,8 @@ def length_controlled(df: pd.DataFrame, *, baseline: str | None = None, ties: st
     diff = (kept["len_a"] - kept["len_b"]).to_numpy(dtype=float)
     sd = diff.std()
     x = np.tanh(diff / sd) if sd > 0 else np.zeros(n)
-    res = minimize(_loss, np.zeros(m + 1), args=(a, b, x, y, m), jac=True, method="L-BFGS-B",
-                   options={"maxiter": 1000, "gtol": 1e-10})
-    r, beta = res.x[:m], float(res.x[m])
+    r, coef = fit_contextual_bt(a, b, y, x[:, None], m)  # the style-control fit with one covariate
+    beta = float(coef[0])
     # each battle seen from both sides: (model, opponent, model's score)
     me, opp = np.concatenate([a, b]), np.concatenate([b, a])
     score = np.concatenate([y, 1 - y])

@@ -2,7 +2,9 @@
 
 - Fig. 5: average judge score per model in each language (``scores_by(df, "language")``)
 - Fig. 6: average judge score per model in each question category (``scores_by(df, "category")``)
-- Fig. 4: win / tie / loss counts for each pair of models (``win_tie_loss``)
+- Fig. 4: win / tie / loss counts for each pair of models (``win_tie_loss``), and per language or category
+  (``win_tie_loss_by``)
+- ``paper_tables``: all of them as plain tables (the report's "Paper views" section, ``bactrian studio eval``)
 Every row with judge scores contributes ``score_a`` to model A and ``score_b`` to model B.
 """
 
@@ -72,3 +74,44 @@ def win_tie_loss(df: pd.DataFrame, model: str | None = None, both_bad: str = "ti
     agg = out.groupby(["model", "opponent"], sort=True)[["win", "tie", "loss"]].sum().astype(int)
     agg["n"] = agg.sum(axis=1)
     return agg.reset_index()
+
+
+def _by_key(df: pd.DataFrame, by: str) -> pd.Series:
+    if by not in ("language", "category"):
+        raise ValueError(f"by must be language or category, not {by!r}")
+    return df[by].fillna("(none)").astype(str)
+
+
+def win_tie_loss_by(df: pd.DataFrame, by: str = "language", model: str | None = None,
+                    both_bad: str = "tie") -> pd.DataFrame:
+    """``[by, model, opponent, win, tie, loss, n]``: ``win_tie_loss`` within each language or category."""
+    df = validate_battles(df)
+    parts = []
+    for value, rows in df.groupby(_by_key(df, by), sort=True):
+        part = win_tie_loss(rows, model=model, both_bad=both_bad)
+        part.insert(0, by, value)
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=[by, "model", "opponent", "win", "tie", "loss", "n"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def score_averages(df: pd.DataFrame) -> pd.DataFrame:
+    """``[model, mean_score, n]``: every judge score a model got, averaged (the paper's overall score)."""
+    sides = _sides(validate_battles(df), "language").dropna(subset=["score"])
+    out = sides.groupby("model", sort=True)["score"].agg(mean_score="mean", n="size").reset_index()
+    return out.sort_values("mean_score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+PAPER_TABLES = ("score_averages", "scores_by_language", "scores_by_category", "win_tie_loss",
+                "wins_by_language", "wins_by_category")
+
+
+def paper_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The paper's views of one battle table (normally one judge's verdicts under one prompt), by name
+    (``PAPER_TABLES``): score averages overall, per language and per category (Figs. 5, 6), and win / tie / loss
+    counts overall, per language and per category (Fig. 4)."""
+    df = validate_battles(df)
+    return {"score_averages": score_averages(df), "scores_by_language": scores_by(df, "language"),
+            "scores_by_category": scores_by(df, "category"), "win_tie_loss": win_tie_loss(df),
+            "wins_by_language": win_tie_loss_by(df, "language"), "wins_by_category": win_tie_loss_by(df, "category")}

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 import plotly.graph_objects as go
 
-from eval_studio import agreement, length_control, paper_views, ratings
+from eval_studio import agreement, length_control, paper_views, ratings, style_control
 from eval_studio.battle_table import validate_battles
 
 FIGURE_IDS = ("ratings", "win_fraction", "battle_count", "language_model", "category_model", "win_tie_loss",
               "length_control", "agreement")
+# figures the dashboard builds beyond FIGURE_IDS (the report shows them; a Leaderboard may add them)
+EXTRA_FIGURE_IDS = ("style_control",)
 
 
 def _empty(title: str, why: str = "no battles match the filters") -> go.Figure:
@@ -92,6 +94,16 @@ def length_control_figure(lc: pd.DataFrame) -> go.Figure:
                              yaxis_title="win rate", yaxis_range=[0, 1])
 
 
+def style_control_figure(sc: pd.DataFrame) -> go.Figure:
+    title = "Raw vs style-controlled Bradley-Terry rating"
+    if sc.empty:
+        return _empty(title)
+    coefs = ", ".join(f"{k} {v:+.2f}" for k, v in sc.attrs.get("coefficients", {}).items()) or "no style feature varies"
+    fig = go.Figure([go.Bar(name="raw", x=sc["model"], y=sc["raw_rating"]),
+                     go.Bar(name="style-controlled", x=sc["model"], y=sc["rating"])])
+    return fig.update_layout(title=f"{title} (coefficients: {coefs})", barmode="group", yaxis_title="rating")
+
+
 def agreement_figure(matrix: pd.DataFrame) -> go.Figure:
     return _heatmap(matrix, "Agreement between raters (Cohen's kappa)", "%{z:.2f}", "RdBu",
                     "%{y} vs %{x}: kappa %{z:.2f}", zmid=0.0)
@@ -105,6 +117,9 @@ class Dashboard:
     agreement: dict
     length: pd.DataFrame
     figures: dict[str, go.Figure] = field(default_factory=dict)
+    style: pd.DataFrame = field(default_factory=pd.DataFrame)  # style_control.style_control (point estimates)
+    paper: dict[str, pd.DataFrame] = field(default_factory=dict)  # paper_views.paper_tables
+    agreement_by_language: pd.DataFrame = field(default_factory=pd.DataFrame)  # agreement.human_judge_by
 
 
 def dashboard(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, seed: int = 0, ties: str = "half",
@@ -131,6 +146,7 @@ def dashboard(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, seed: 
         lang_matrix = lang_matrix.reindex(columns=[m for m in order if m in lang_matrix.columns])
     agree = agreement.agreement_summary(df, calls=calls) if len(df) or (calls is not None and len(calls)) else {}
     lc = length_control.length_controlled(df, ties=ties, both_bad=both_bad)
+    sc = style_control.style_control(df, ties=ties, both_bad=both_bad)
     figs = {
         "ratings": ratings_figure(table, f"{'Bradley-Terry' if method == 'bt' else 'Online Elo'} ratings with 95% CIs"),
         "win_fraction": win_fraction_figure(ratings.win_fraction(df, order)) if len(df) else _empty("Win fraction"),
@@ -141,5 +157,8 @@ def dashboard(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, seed: 
         "length_control": length_control_figure(lc),
         "agreement": agreement_figure(agreement.agreement_matrix(agreement.canonical_votes(df)) if len(df)
                                       else pd.DataFrame()),
+        "style_control": style_control_figure(sc),
     }
-    return Dashboard(table=table, agreement=agree, length=lc, figures=figs)
+    by_language = agreement.human_judge_by(df) if len(df) else pd.DataFrame(columns=["language", *agreement.AGREEMENT_BY_COLUMNS])
+    return Dashboard(table=table, agreement=agree, length=lc, figures=figs, style=sc,
+                     paper=paper_views.paper_tables(df), agreement_by_language=by_language)

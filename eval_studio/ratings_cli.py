@@ -26,11 +26,16 @@ def register(studio_subparsers: Any) -> None:
     p = studio_subparsers.add_parser("ratings", help="leaderboard ratings (Bradley-Terry or Elo) with bootstrap CIs")
     _common(p)
     p.add_argument("--by", choices=["language", "category"], help="one leaderboard per language or category")
+    p.add_argument("--style-control", action="store_true",
+                   help="Arena's style control: Bradley-Terry with answer length and markdown counts (headers, "
+                        "lists, bold) as covariates, beside the raw fit of the same battles (no prior)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_ratings)
 
     p = studio_subparsers.add_parser("agreement", help="annotator kappas, human-judge agreement, position consistency")
     _common(p)
+    p.add_argument("--by", choices=["language", "category"],
+                   help="also human-judge agreement per language or category (a table)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_agreement)
 
@@ -135,6 +140,8 @@ def _ratings(args: argparse.Namespace) -> int:
 
         _one_prompt_per_judge(df)
         head = {"method": args.method, "rounds": args.rounds, "seed": args.seed, "battles": len(df), "by": args.by}
+        if args.style_control:
+            return _style_control(args, df, head)
         if args.by:
             table = ratings_by(df, args.by, **_rating_kwargs(args))
             groups = {str(k): _records(g.drop(columns=[args.by])) for k, g in table.groupby(args.by, sort=True)}
@@ -153,6 +160,29 @@ def _ratings(args: argparse.Namespace) -> int:
     return _run(body, args)
 
 
+def _style_control(args: argparse.Namespace, df: pd.DataFrame, head: dict) -> int:
+    from eval_studio.style_control import style_control
+
+    groups = dict(df.groupby(df[args.by].fillna("(none)"), sort=True)) if args.by else {None: df}
+    kw = {"rounds": args.rounds, "seed": args.seed, "ties": args.ties, "both_bad": args.both_bad}
+    tables = {k: style_control(g, **kw) for k, g in groups.items()}
+    if args.json:
+        body = {str(k): {"ratings": _records(t), "coefficients": t.attrs["coefficients"]} for k, t in tables.items()}
+        out = {**head, "method": "style-control", **(body[str(None)] if not args.by else {"ratings": body})}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    for key, table in tables.items():
+        if args.by:
+            print(f"{args.by} {key}:")
+        if table.empty:
+            print("no battles match")
+            continue
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+        coefs = ", ".join(f"{k} {v:+.3f}" for k, v in table.attrs["coefficients"].items()) or "none"
+        print(f"style coefficients (log-odds per standard deviation): {coefs}")
+    return 0
+
+
 def _agreement(args: argparse.Namespace) -> int:
     def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
         from eval_studio.agreement import agreement_summary
@@ -161,6 +191,12 @@ def _agreement(args: argparse.Namespace) -> int:
         both_bad = "tie" if args.both_bad == "tie" else "keep"
         calls = None if args.battles else _load(args, judge_calls=True)  # file rows are per call already
         out = json_safe(agreement_summary(df, both_bad=both_bad, calls=calls))
+        by_table = None
+        if args.by:
+            from eval_studio.agreement import human_judge_by
+
+            by_table = human_judge_by(df, args.by, both_bad)
+            out[f"human_judge_by_{args.by}"] = _records(by_table)
         for warning in out["warnings"]:
             print(f"warning: {warning}", file=sys.stderr)
         if args.json:
@@ -183,6 +219,10 @@ def _agreement(args: argparse.Namespace) -> int:
             for name, a in raters.items():
                 print(f"  {name}: human-judge with ties {_num(a['with_ties'])} (n={a['n_with_ties']}), "
                       f"consistency {_num(out['position_consistency']['by_judge'].get(name, {}).get('consistency'))}")
+        if by_table is not None:
+            print(f"human-judge agreement per {args.by}:")
+            print(by_table.to_string(index=False, float_format=lambda x: f"{x:.3f}") if len(by_table)
+                  else "  no item has both a judge verdict and a human vote")
         return 0
 
     return _run(body, args)

@@ -19,7 +19,8 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from eval_studio import bench_views
-from eval_studio.plots import FIGURE_IDS, dashboard
+from eval_studio.paper_views import pivot
+from eval_studio.plots import EXTRA_FIGURE_IDS, FIGURE_IDS, Dashboard, dashboard
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -42,7 +43,8 @@ def json_safe(value: object) -> object:
     return value
 
 
-def _table_html(table: pd.DataFrame, table_id: str = "ratings-table", empty: str = "No battles match.") -> str:
+def _table_html(table: pd.DataFrame, table_id: str = "ratings-table", empty: str = "No battles match.",
+                digits: int = 1) -> str:
     if table.empty:
         return f"<p>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
@@ -53,7 +55,7 @@ def _table_html(table: pd.DataFrame, table_id: str = "ratings-table", empty: str
             if v is None or v is pd.NA:
                 cells.append('<td class="num">&ndash;</td>')
             elif isinstance(v, (float, np.floating)):
-                cells.append(f'<td class="num">{"&ndash;" if math.isnan(v) else f"{v:.1f}"}</td>')
+                cells.append(f'<td class="num">{"&ndash;" if math.isnan(v) else f"{v:.{digits}f}"}</td>')
             elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
                 cells.append(f'<td class="num">{v}</td>')
             else:
@@ -75,9 +77,40 @@ def bench_section(bench: list[dict] | None) -> str:
     charts = "".join(_chart_html(bench_views.language_figure(frame, task), f"fig-bench-{task}", f"bench-{task}")
                      for task in bench_views.bench_tasks(frame))
     note = ("Zero-shot, from <code>bactrian bench</code> results ingested with <code>bactrian studio import-bench</code>; "
-            "averages are unweighted means over languages (%), newest run per model variant and benchmark.")
+            "averages are unweighted means over languages (%), newest run per model variant and benchmark. Rows "
+            "whose source is the paper are the paper's reported numbers, not measured here: "
+            + html.escape(bench_views.paper_reference()["citation"]) + ".")
+    table = bench_views.table4(frame, reference=True)
     return (f'<section id="benchmarks"><h2>Benchmarks</h2><p class="meta">{note}</p>'
-            f'{_table_html(bench_views.table4(frame), "bench-table", "No benchmark results.")}{charts}</section>')
+            f'{_table_html(table, "bench-table", "No benchmark results.", 2)}{charts}</section>')
+
+
+def paper_section(dash: Dashboard) -> str:
+    """The paper's views (average judge score overall, per language and category; win / tie / loss per language
+    and category), human-judge agreement per language, and style control, as tables."""
+    p = dash.paper
+    if not p or p["win_tie_loss"].empty:
+        return ""
+    parts = ['<section id="paper-views"><h2>Paper views</h2><p class="meta">Judge scores (0-10) are averaged '
+             "over every verdict a model received (both answer orders merged); win / tie / loss counts every battle "
+             "that matches the filters.</p>"]
+    tables = [("score_averages", p["score_averages"], "Average judge score", 2)]
+    for by in ("language", "category"):
+        wide = pivot(p[f"scores_by_{by}"], by, "mean_score")
+        tables.append((f"scores-by-{by}", wide.reset_index() if not wide.empty else wide, f"Average score per {by}", 2))
+    tables += [(f"wins-by-{by}", p[f"wins_by_{by}"], f"Win / tie / loss per {by}", 0) for by in ("language", "category")]
+    for tid, table, title, digits in tables:
+        parts.append(f"<h3>{title}</h3>{_table_html(table, f'paper-{tid}', 'No judge scores.', digits)}")
+    parts.append("<h3>Human-judge agreement per language</h3><p class=\"meta\">Items labelled by both people and a "
+                 "judge (e.g. arena battles judged with <code>bactrian studio judge --source battles</code>).</p>"
+                 + _table_html(dash.agreement_by_language, "agreement-by-language",
+                               "No item has both a human vote and a judge verdict.", 3))
+    sc = dash.style
+    coefs = ", ".join(f"{k} {v:+.3f}" for k, v in sc.attrs.get("coefficients", {}).items()) or "none"
+    parts.append(f"<h3>Style control</h3><p class=\"meta\">Bradley-Terry with answer length and markdown counts as "
+                 f"covariates (Chatbot Arena's method), beside the raw fit of the same battles; coefficients: "
+                 f"{html.escape(coefs)}.</p>{_table_html(sc, 'style-control-table', 'No battles.')}</section>")
+    return "".join(parts)
 
 
 def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboard", filters: str = "",
@@ -86,7 +119,7 @@ def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboa
     """The report as an HTML string; ``bench``: rows of the ``benchmark_runs`` table, if any; ``calls``: the
     judges' per-call rows (position consistency); ``rating``: ``prior`` / ``min_battles`` for the ratings."""
     dash = dashboard(df, method=method, rounds=rounds, seed=seed, ties=ties, both_bad=both_bad, calls=calls, **rating)
-    charts = [_chart_html(dash.figures[name], f"fig-{name}", name) for name in FIGURE_IDS]
+    charts = [_chart_html(dash.figures[name], f"fig-{name}", name) for name in FIGURE_IDS + EXTRA_FIGURE_IDS]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = (f"{len(df)} battles &middot; {'Bradley-Terry' if method == 'bt' else 'online Elo'}, {rounds} bootstrap "
             f"rounds (seed {seed}), ties: {html.escape(ties)}, both bad: {html.escape(both_bad)}"
@@ -101,6 +134,7 @@ def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboa
 <h1>{html.escape(title)}</h1><div class="meta">{meta}</div>
 <section><h2>Ratings</h2>{_table_html(dash.table)}</section>
 {"".join(charts)}
+{paper_section(dash)}
 {bench_section(bench)}
 <section><h2>Agreement</h2>{warnings}<pre id="agreement-json">{agreement}</pre></section>
 </body></html>

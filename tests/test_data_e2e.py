@@ -86,6 +86,7 @@ def test_offline_small_recipe_end_to_end(tmp_path, served_tiny):
         assert sum(rep["kept_despite"].values()) >= 1 and set(rep["kept_despite"]) <= {"langid_mismatch", "langid_uncertain"}
         assert counts[lang] == rep["kept"] >= 15
         assert rep["fertility"]["output_tokens_per_char"] > 0
+        assert rep["langid_detector"] == "lingua"  # the detector is named per language
     for lang, n in counts.items():
         dd = load_from_disk(str(out / "export" / "disk" / lang))
         assert list(dd) == ["train"] and dd["train"].num_rows == n
@@ -93,6 +94,7 @@ def test_offline_small_recipe_end_to_end(tmp_path, served_tiny):
         assert hub["train"].num_rows == n
         ids = hub["train"]["id"]
         assert all(i.startswith("alpaca-") for i in ids) and len(set(ids)) == n
-    assert (out / "report" / "report.html").stat().st_size > 100_000  # plotly inlined: viewable offline
+    html = (out / "report" / "report.html").read_text("utf-8")
+    assert len(html) > 100_000 and "id='langid-detectors'" in html  # plotly inlined: viewable offline
     card = (out / "export" / "hub" / "README.md").read_text()
     assert "license: cc-by-nc-4.0" in card and "config_name: zh" in card

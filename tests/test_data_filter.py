@@ -1,4 +1,5 @@
-"""Filter decisions: empty, refusal, length outliers, language id (real lingua), duplicates, the keep flag."""
+"""Filter decisions: empty, refusal, length outliers, language id (real lingua and py3langid), duplicates, the keep
+flag."""
 
 from pipelines.data.filter import Candidate, LanguageId, decide, is_refusal
 from pipelines.data.recipe import FilterSpec
@@ -45,9 +46,31 @@ def test_decisions_by_reason():
     assert [k for r, k, why, _ in kept if r == "r-22"] == [True]
 
 
-def test_unsupported_language_is_not_checked():
-    lid = LanguageId(["km"], 0.5)
-    assert lid.check("anything at all", "km") == (None, None)
+# One sentence in each of the 7 languages lingua lacks (checked by py3langid instead).
+LINGUA_LACKS = {
+    "gl": "Non sei se podo ir hoxe, pero mañá si que irei coa miña irmá á praia.",
+    "km": "ខ្ញុំចូលចិត្តអានសៀវភៅនៅពេលល្ងាច ហើយបន្ទាប់មកខ្ញុំទៅគេង។",
+    "ml": "ഞാൻ വൈകുന്നേരം പുസ്തകങ്ങൾ വായിക്കാൻ ഇഷ്ടപ്പെടുന്നു, പിന്നെ ഉറങ്ങാൻ പോകുന്നു.",
+    "my": "ကျွန်တော် ညနေတိုင်း စာအုပ်ဖတ်ရတာကို နှစ်သက်ပါတယ်၊ ပြီးရင် အိပ်ပါတယ်။",
+    "ne": "नेपाल एक सुन्दर देश हो। यहाँ धेरै हिमालहरू छन् र मानिसहरू मिलनसार छन्।",
+    "ps": "زه په کابل کې اوسېږم او هره ورځ ښوونځي ته ځم، هلته ډېر ملګري لرم.",
+    "si": "මම සවස් කාලයේ පොත් කියවීමට කැමතියි, ඊට පස්සේ මම නිදාගන්නවා.",
+}
+
+
+def test_every_language_is_checked_by_a_named_detector():
+    from bactrian.languages import language_codes
+
+    lid = LanguageId(language_codes(), 0.5)
+    assert all(lid.detectors[c] for c in language_codes())  # none of the 52 goes unchecked
+    assert {c for c, d in lid.detectors.items() if d == "py3langid"} == set(LINGUA_LACKS)
+    for code, text in LINGUA_LACKS.items():
+        assert lid.check(text, code) == (True, code), code
+    # a Portuguese answer in a Galician row, a Hindi one in a Nepali row, a Persian one in a Pashto row: mismatches
+    assert lid.check("Não sei se posso ir hoje, mas amanhã sim, com a minha irmã à praia.", "gl") == (False, "pt")
+    assert lid.check("भारत एक सुंदर देश है। यहाँ बहुत सारे पहाड़ हैं और लोग मिलनसार हैं।", "ne") == (False, "hi")
+    assert lid.check("من در تهران زندگی می کنم و هر روز به مدرسه می روم.", "ps") == (False, "fa")
+    assert lid.check(ES[0], "km") == (False, "es")
 
 
 def test_report_tokenizer_matches_transformers(tmp_path):

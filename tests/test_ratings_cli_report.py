@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from eval_studio.plots import FIGURE_IDS
+from eval_studio.plots import EXTRA_FIGURE_IDS, FIGURE_IDS
 from eval_studio.ratings_cli import register
 from eval_studio.synthetic import synthetic_battles
 
@@ -123,6 +123,6 @@ def test_leaderboard_tab_builds_and_view_filters(battles):
     assert sorted(p.elem_id for p in plots) == sorted(f"leaderboard-{n}" for n in FIGURE_IDS)
     status, table, figs = leaderboard_view(battles, group="G1", source="human", rounds=10)
     assert status.startswith(f"{int(((battles['source'] == 'human') & battles['language'].isin(['es', 'fr', 'pt'])).sum())} of 1500")
-    assert set(figs) == set(FIGURE_IDS) and len(table) == 3
+    assert set(figs) == set(FIGURE_IDS + EXTRA_FIGURE_IDS) and len(table) == 3
     with pytest.raises(ValueError):
         leaderboard_view(battles, since="yesterday-ish")

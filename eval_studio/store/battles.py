@@ -27,8 +27,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from eval_studio.battle_table import KIND_OF_MODE, lineage_label, names_with_many_digests, question_key
+from eval_studio.battle_table import STYLE_COLUMNS, KIND_OF_MODE, lineage_label, names_with_many_digests, question_key
 from eval_studio.store.db import make_engine, read_session
+from eval_studio.style_control import markdown_counts
 from eval_studio.store.models import (
     AnnotationPair,
     AnnotationTask,
@@ -40,8 +41,14 @@ from eval_studio.store.models import (
 
 COLUMNS = [
     "battle_id", "question_id", "model_a", "model_b", "winner", "source", "annotator", "language", "category",
-    "tstamp", "score_a", "score_b", "len_a", "len_b", "judge_prompt", "pair_key", "kind", "ordering",
+    "tstamp", "score_a", "score_b", "len_a", "len_b", "judge_prompt", "pair_key", "kind", "ordering", *STYLE_COLUMNS,
 ]
+
+
+def _style(answer_a: str, answer_b: str) -> dict[str, int]:
+    """Both answers' markdown counts as battle-table columns (headers_a, ..., bold_b), for style control."""
+    a, b = markdown_counts(answer_a), markdown_counts(answer_b)
+    return {**{f"{k}_a": v for k, v in a.items()}, **{f"{k}_b": v for k, v in b.items()}}
 FILTERS = ("source", "language", "category", "model", "annotator", "mode", "task", "judge_prompt", "judge_model", "since", "until", "merge_orders")
 
 
@@ -105,6 +112,7 @@ def _human_rows(s, f: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: ANN001
             "winner": winner, "source": "human", "annotator": name, "language": b.language, "category": b.category,
             "tstamp": created, "score_a": math.nan, "score_b": math.nan, "len_a": len(b.answer_a), "len_b": len(b.answer_b),
             "judge_prompt": None, "pair_key": None, "kind": KIND_OF_MODE[b.mode], "ordering": None,
+            **_style(b.answer_a, b.answer_b),
         }
         if _keep_model(row, (b.model_a, b.model_b), f["model"]):
             rows.append(row)
@@ -165,6 +173,7 @@ def _judge_rows(s, f: dict[str, Any]) -> list[dict[str, Any]]:  # noqa: ANN001
             "model_b": lineage_label(p.model_b, p.digest_b, many), "source": "judge", "annotator": judge,
             "language": p.language, "category": p.category, "len_a": len(p.answer_a), "len_b": len(p.answer_b),
             "judge_prompt": prompt, "pair_key": pair_key, "kind": "judge", "ordering": None,
+            **_style(p.answer_a, p.answer_b),
         }
         if not _keep_model(base, (p.model_a, p.model_b), f["model"]):
             continue
@@ -220,8 +229,8 @@ def load_battles(db_url: str | Engine, **filters: Any) -> pd.DataFrame:
     df["tstamp"] = pd.to_datetime(df["tstamp"], utc=True)
     df["score_a"] = df["score_a"].astype(float)
     df["score_b"] = df["score_b"].astype(float)
-    df["len_a"] = df["len_a"].astype(int)
-    df["len_b"] = df["len_b"].astype(int)
+    for col in ("len_a", "len_b", *STYLE_COLUMNS):
+        df[col] = df[col].astype(int)
     for col in ("battle_id", "model_a", "model_b", "winner", "source", "language"):
         df[col] = df[col].astype(object)
     return df.sort_values("tstamp", kind="stable").reset_index(drop=True)

@@ -177,6 +177,17 @@ def list_runs(engine: Engine, limit: int = 50) -> list[RunStatus]:
     return [run_status(engine, i) for i in ids]
 
 
+def failed_calls(engine: Engine, run_id: int, limit: int = 5) -> list[dict[str, Any]]:
+    """The first ``limit`` failed calls of a run, oldest first: the pair, the order shown, why it failed and the
+    judge's raw output (already redacted when stored), so an admin sees why "6 unparseable or failed"."""
+    q = (select(AnnotationPair.external_id, Judgment.ordering, Judgment.error, Judgment.raw_output)
+         .join(AnnotationPair, AnnotationPair.id == Judgment.pair_id)
+         .where(Judgment.run_id == run_id, Judgment.error.is_not(None)).order_by(Judgment.id).limit(limit))
+    with read_session(engine) as s:
+        rows = s.execute(q).all()
+    return [{"pair": p, "ordering": o, "error": e, "raw_output": r} for p, o, e, r in rows]
+
+
 def completed_calls(engine: Engine, *, prompt_name: str, prompt_hash: str, judge_model: str, params_hash: str,
                     base_url: str | None = None) -> set[tuple[int, str]]:
     """(pair id, ordering) already judged without error under exactly this prompt/model/params, and, given

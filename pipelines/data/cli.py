@@ -33,11 +33,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "run":
             sp.add_argument("--yes", action="store_true", help="do not ask before spending (non-interactive runs)")
         sp.set_defaults(func=run, step=name)
+    sp = steps.add_parser("translate-questions", help="translate a question set (Vicuna-80 or any JSONL with id, "
+                          "category, question) into the recipe's languages, ids and categories aligned (resumable)")
+    sp.add_argument("recipe", help="YAML question-set recipe (see recipes/questions/)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe value, e.g. --set translate.base_url=http://127.0.0.1:8000/v1")
+    sp.add_argument("--output", help="output folder (overrides the recipe's)")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sp.add_argument("--dry-run", action="store_true", help="print what would be translated and stop")
+    sp.set_defaults(func=run_questions)
 
 
 def _err(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return 2
+
+
+def run_questions(args: argparse.Namespace) -> int:
+    from .limits import PermanentError
+    from .questions import load_question_recipe, plan, translate_questions
+
+    try:
+        overrides = parse_overrides(args.set)
+        if args.output:
+            overrides["output"] = args.output
+        recipe = load_question_recipe(args.recipe, overrides)
+        print(json.dumps({"plan": plan(recipe)}, ensure_ascii=False))
+        if args.dry_run:
+            return 0
+        result = translate_questions(recipe, progress=not args.no_progress)
+    except (RecipeError, PermanentError, OSError, ValueError) as e:
+        return _err(str(e))
+    print(json.dumps(result, ensure_ascii=False))
+    if result["failed"]:
+        print(f"error: {result['failed']} translation(s) failed ({'; '.join(result['errors'])}); rerun the same "
+              "command to retry only those", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 Checks in order (the first that fires is the reason): empty, refusal / "as an AI language model", truncated
 (optional), too short / too long, length outlier (robust z-score of log length within the language), language
-id mismatch (lingua; rows kept in English because they are code are not checked), exact duplicate.
+id mismatch (``langid.LanguageId``: lingua, or py3langid for the 7 languages lingua lacks; rows kept in English
+because they are code are not checked), exact duplicate.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from .langid import LanguageId
 from .recipe import FilterSpec, Recipe
 from .store import Store
 from .translate import translator_name
@@ -32,36 +34,6 @@ def _refusal() -> re.Pattern:
 
 def is_refusal(text: str) -> bool:
     return bool(_refusal().search(text))
-
-
-class LanguageId:
-    """lingua over the recipe's languages + English; None when unsure or when lingua lacks the language."""
-
-    def __init__(self, codes: list[str], min_confidence: float):
-        from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
-
-        self.supported: dict[str, Any] = {}
-        for c in dict.fromkeys(["en", *codes]):
-            try:
-                self.supported[c] = Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper()))
-            except (AttributeError, ValueError):
-                continue  # e.g. gl, km, ml, my, ne, ps, si: not in lingua
-        langs = list(self.supported.values())
-        self.detector = LanguageDetectorBuilder.from_languages(*langs).build() if len(langs) > 1 else None
-        self.min_confidence = min_confidence
-
-    def check(self, text: str, lang: str) -> tuple[bool | None, str | None]:
-        """(matches, detected code); matches None when the language cannot be checked."""
-        if lang not in self.supported or self.detector is None:
-            return None, None
-        values = self.detector.compute_language_confidence_values(text[:2000])
-        if not values:
-            return False, None
-        top = values[0]
-        code = top.language.iso_code_639_1.name.lower()
-        if top.value < self.min_confidence:
-            return False, None
-        return code == lang, code
 
 
 @dataclass
@@ -145,6 +117,7 @@ def run_filter(recipe: Recipe, store: Store, rows: list[Any], progress: bool = T
     spec = recipe.filter
     langs = recipe.work_languages
     lid = LanguageId(langs, spec.min_confidence) if spec.langid else None
+    store.set_meta("langid_detectors", {c: lid.detectors.get(c) for c in langs} if lid else {})
     by_id = {r.id: r for r in rows}
     counts: dict[str, dict[str, int]] = {}
     for lang in tqdm(langs, desc="filter", unit="lang", disable=not progress):

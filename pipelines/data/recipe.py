@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bactrian.languages import parse_languages
+from bactrian.recipes import RecipeError, build_dataclass, parse_overrides, read_yaml, set_dotted
 
-
-class RecipeError(ValueError):
-    """The recipe is invalid; the message names the offending key."""
+__all__ = ["RecipeError", "Recipe", "build_dataclass", "load_recipe", "parse_overrides", "parse_recipe", "read_yaml",
+           "set_dotted"]
 
 
 @dataclass(frozen=True)
@@ -115,65 +111,6 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    if not isinstance(data, dict):
-        raise RecipeError(f"{where or 'recipe'}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        hint = ""
-        if any("key" in k and "env" not in k for k in unknown):
-            hint = " (keys never go in a recipe: put the key in an environment variable and name it in api_key_env)"
-        raise RecipeError(f"{where or 'recipe'}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(fields)}{hint}")
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise RecipeError(f"{where or 'recipe'}: {e}") from None
-
-
-def build_dataclass(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping with this module's checks (other recipes reuse them)."""
-    return _build(cls, data, where)
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise RecipeError(f"{where}: expected a list")
-        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise RecipeError(f"{where}: expected {tp.__name__}, got {value!r}")
-    return value
-
-
-def set_dotted(data: dict, dotted: str, value: Any) -> None:
-    """Set ``a.b.0.c`` in nested mappings and lists (creating mappings on the way)."""
-    keys = dotted.split(".")
-    node: Any = data
-    for k in keys[:-1]:
-        node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
-    if isinstance(node, list):
-        node[int(keys[-1])] = value
-    else:
-        node[keys[-1]] = value
-
-
 def parse_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> Recipe:
     """Validate a recipe mapping (plus ``{"respond.base_url": ...}``-style overrides)."""
     data = copy.deepcopy(data)
@@ -186,7 +123,7 @@ def parse_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) 
         raise RecipeError(f"languages: {e.args[0]}") from None
     if not data["languages"]:
         raise RecipeError("languages: at least one language is needed (e.g. [zh, es] or all-non-en)")
-    recipe = _build(Recipe, data, "")
+    recipe = build_dataclass(Recipe, data, "")
     for i, s in enumerate(recipe.sources):
         if s.kind not in ("alpaca", "dolly"):
             raise RecipeError(f"sources[{i}].kind: {s.kind!r} is not alpaca or dolly")
@@ -199,30 +136,7 @@ def parse_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) 
     return recipe
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A recipe file's mapping (empty file: empty mapping); RecipeError when absent, not YAML or not a mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
-    return data
-
-
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     return parse_recipe(read_yaml(path), overrides)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["respond.base_url=http://...", "sources.0.limit=5"]`` -> mapping; values parsed as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise RecipeError(f"override {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
-    return out

@@ -69,7 +69,9 @@ def language_report(recipe: Recipe, store: Store, lang: str, rows_by_id: dict[st
         elif why != KEPT:
             kept_despite[why] = kept_despite.get(why, 0) + 1
     rep: dict[str, Any] = {"language": get_language(lang).name, "responses": len(decisions), "kept": kept,
-                           "dropped": dropped, "kept_despite": kept_despite}
+                           "dropped": dropped, "kept_despite": kept_despite,
+                           # which detector checked this language (lingua, py3langid), None: not checked
+                           "langid_detector": store.get_meta("langid_detectors", {}).get(lang)}
     recs = kept_records(recipe, store, lang, rows_by_id)
     rep["untranslated_code_rows"] = sum(1 for r in recs if lang != "en" and not r["translated"])
     if tok is not None and recs:
@@ -114,6 +116,10 @@ def _html(report: dict[str, Any]) -> str:
     fig3.update_layout(barmode="group", title="Token lengths of kept rows", yaxis_title="tokens")
     parts = [fig1.to_html(full_html=False, include_plotlyjs=True)]  # inline: the page works offline
     parts += [f.to_html(full_html=False, include_plotlyjs=False) for f in (fig2, fig3)]
+    cells = "".join(f"<tr><td>{lg}</td><td>{report['languages'][lg].get('langid_detector') or 'not checked'}</td></tr>"
+                    for lg in langs)
+    parts.append(f"<h2>Language identification</h2><table id='langid-detectors'><tr><th>language</th>"
+                 f"<th>detector</th></tr>{cells}</table>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Data report</title></head><body>"
             f"<h1>Data report: {report['recipe']}</h1>" + "".join(parts) + "</body></html>")
 

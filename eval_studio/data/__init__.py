@@ -1,0 +1,1 @@
+"""Small data files of the studio that we wrote ourselves (reference numbers with their citation)."""
