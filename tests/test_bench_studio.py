@@ -135,7 +135,10 @@ def test_report_has_the_benchmark_section(tmp_path, studio_db, capsys):
     text = out.read_text("utf-8")
     assert '<section id="benchmarks">' in text and 'id="bench-table"' in text
     assert 'id="fig-bench-xcopa"' in text and 'id="fig-bench-xwinograd"' in text
-    assert "<td>gemma-3-270m + demo-multi</td>" in text and '<td class="num">60.0</td>' in text
+    assert "<td>gemma-3-270m + demo-multi</td>" in text and '<td class="num">60.00</td>' in text
+    # the paper's Table 4 beside the project's rows, labelled as the paper's numbers
+    assert "<td>Bactrian-X-bloom-7B (paper)</td>" in text and '<td class="num">54.78</td>' in text
+    assert "<td>paper (arXiv 2305.15011, Table 4)</td>" in text and "<td>this project</td>" in text
 
     # from files, without a database; and no section at all when there are no results
     battles = tmp_path / "battles.jsonl"
@@ -236,3 +239,18 @@ def test_the_recorded_results_in_the_repo_load_into_the_leaderboard(tmp_path):
     assert t4["items"].notna().all()  # every recorded file carries its item counts
     # the full test sets, not an older --limit run, are what the Leaderboard shows for these two
     assert t4.loc["gemma-3-270m", "items"] == t4.loc["gemma-3-270m + demo-multi", "items"] == 24571
+
+
+def test_table4_reference_rows_are_the_papers_and_labelled(studio_db):
+    frame = bench_frame(list_bench(studio_db))
+    t4 = table4(frame, reference=True).set_index("model")
+    own = table4(frame).set_index("model")
+    assert (t4.loc[own.index, "source"] == "this project").all()
+    assert t4.loc[own.index, "xcopa"].tolist() == own["xcopa"].tolist()
+    paper = t4[t4["source"] != "this project"]
+    assert len(paper) == 6 and set(paper["source"]) == {"paper (arXiv 2305.15011, Table 4)"}
+    assert paper.loc["Bactrian-X-bloom-7B (paper)", ["xcopa", "xstorycloze", "xwinograd", "sentimentx"]].tolist() == \
+        [54.78, 58.56, 60.83, 33.28]
+    assert paper["languages"].isna().all()  # not measured here
+    status, table, _, tasks = bench_view([], reference=True)  # even with no results of our own
+    assert tasks == [] and len(table) == 6

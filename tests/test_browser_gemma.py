@@ -1,7 +1,7 @@
 """The studio in Chromium with the real embedded Gemma 3 270M and the shipped demo adapters (slow: real model on CPU).
 
 What a visitor of the Space sees: a Chinese question to the Chinese demo adapter in Chat, and the multilingual
-adapter against the bare base in the Arena. These tests take the README's chat and arena screenshots.
+adapter against the bare base in the Arena (screenshots into the tmp dir).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.ui_support import SCREENSHOTS, RunningStudio, ask_named_arena, have_chromium, launch_browser, pick, users_text
+from tests.ui_support import RunningStudio, ask_named_arena, have_chromium, launch_browser, pick, users_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
@@ -39,7 +39,7 @@ def studio(tmp_path_factory):
 
 
 @pytest.fixture
-def page(studio):
+def page(studio, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -48,6 +48,7 @@ def page(studio):
         pg.set_default_timeout(TIMEOUT)
         pg.goto(studio.url)
         pg.get_by_role("tab", name="Chat").wait_for()
+        pg.shots = tmp_path  # the README's screenshots come from test_browser_visitor.py
         yield pg
         browser.close()
 
@@ -67,8 +68,7 @@ def settled_text(page, selector: str, quiet_s: float = 3.0) -> str:
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)
 
 
 def test_chat_with_the_chinese_demo_adapter(page, studio):

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from tests.ui_support import CHROMIUM, RunningStudio, alnum, ask_named_arena, have_chromium, pick, studio_settings
+from tests.ui_support import (CHROMIUM, RunningStudio, alnum, ask_named_arena, have_chromium, make_long_base, pick,
+                              studio_settings)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
 
@@ -73,22 +74,7 @@ def growth(samples: list) -> list[float]:
 
 @pytest.fixture(scope="module")
 def long_base(tiny_base, tmp_path_factory):
-    """The tiny model's tokenizer on a somewhat larger random Llama (a 2048-token context): through the studio a
-    240-token reply takes seconds on a CPU, long enough to watch two of them stream side by side (the tiny model
-    itself answers 200 tokens in a fraction of a second on an idle machine)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    folder = tmp_path_factory.mktemp("bases") / "long-llama"
-    tok = AutoTokenizer.from_pretrained(tiny_base)
-    config = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                                  num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=2048,
-                                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                  tie_word_embeddings=True)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return make_long_base(tiny_base, tmp_path_factory.mktemp("bases") / "long-llama")
 
 
 def test_two_sessions_chatting_at_once_both_stream(browser, long_base, tmp_path):

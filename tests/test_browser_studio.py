@@ -1,7 +1,7 @@
 """Browser acceptance tests: Playwright drives Debian's headless Chromium against the real studio on 127.0.0.1.
 
 One app (tiny model + two tiny adapters + a dead external model, temp SQLite) and one browser serve the module.
-Tests take screenshots of their tab into assets/screenshots/ (chat and arena come from test_browser_gemma.py, with the real model).
+Tests take screenshots of their tab into their tmp dir (the README's come from test_browser_visitor.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 
 from tests.ui_support import (
     PASSWORDS,
-    SCREENSHOTS,
     RunningStudio,
     alnum,
     demo_pairs,
@@ -50,9 +49,10 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, studio):
+def page(browser, studio, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
+    pg.shots = tmp_path  # the README's screenshots come from test_browser_visitor.py
     pg.set_default_timeout(TIMEOUT)
     dialogs: list[str] = []
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -64,9 +64,8 @@ def page(browser, studio):
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("() => document.querySelectorAll('[class*=toast]').forEach(e => e.remove())")  # no stale notices
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(page.shots / f"{name}.png"), full_page=True)
 
 
 def open_tab(page, name: str) -> None:

@@ -46,7 +46,7 @@ def test_chat_and_arena_with_real_gemma(gemma_studio):
     assert gemma_studio.sql("SELECT role FROM turns ORDER BY id") == [("user",), ("assistant",)]
     out = c.predict("Name a colour.", "named", "gemma-3-270m", "gemma-served", "en", "en", 16, 0.0, 0.95, 50, 1.1, -1,
                     api_name="/arena_send")
-    chat_a, chat_b, note, _ = out
+    chat_a, chat_b, note, *_ = out  # then the message box and the detected language
     assert note == ""  # no "a model failed" notice: both columns completed
     vote = c.predict("en", api_name="/arena_vote_a")
     assert "vote is recorded" in vote[-1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def reply(server: ScriptedJudge, model: str, prompt: str) -> str:
     kind = _kind(prompt)
     found = list(FENCED.finditer(prompt))
     question, answers = found[0].group(2), [m.group(2) for m in found[1:]]
-    qa = 8 if "GOOD" in answers[0] else 3
-    qb = (8 if "GOOD" in answers[1] else 3) if len(answers) > 1 else None
+    qa = server.score(answers[0])
+    qb = server.score(answers[1]) if len(answers) > 1 else None
     if model == "slow":
         time.sleep(server.delay)
     if model == "toggle" and server.garbage:
@@ -58,11 +59,13 @@ def reply(server: ScriptedJudge, model: str, prompt: str) -> str:
 
 
 class ScriptedJudge(LoopbackHTTPServer):
-    """``requests``: (monotonic time, model) of every request received, in arrival order."""
+    """``requests``: (monotonic time, model) of every request received, in arrival order. ``score``: an answer's
+    0-10 score (default: 8 for an answer containing GOOD, else 3)."""
 
-    def __init__(self, delay: float = 0.25) -> None:
+    def __init__(self, delay: float = 0.25, score: Callable[[str], int] | None = None) -> None:
         self.requests: list[tuple[float, str]] = []
         self.delay, self.garbage = delay, False
+        self.score = score or (lambda answer: 8 if "GOOD" in answer else 3)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):

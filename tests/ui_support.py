@@ -81,6 +81,46 @@ class RunningStudio:
             return con.execute(query, args).fetchall()
 
 
+def make_long_base(tiny_base: Path, folder: Path) -> Path:
+    """The tiny model's tokenizer on a somewhat larger random Llama (a 2048-token context): through the studio a
+    few hundred tokens take seconds on a CPU, long enough to watch a reply stream (or stop it); the tiny model
+    itself answers 200 tokens in a fraction of a second on an idle machine."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if (folder / "config.json").exists():
+        return folder
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    config = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
+                                  num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=2048,
+                                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                  tie_word_embeddings=True)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def make_random_adapter(base: Path, folder: Path, name: str, languages: list[str], seed: int = 0) -> Path:
+    """An untrained LoRA adapter with random (non-zero) weights and a manifest naming its languages: a stand-in
+    for the demo adapters (``demo-multi``, ``demo-ar``...) where only names and languages matter."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    if (folder / "adapter_config.json").exists():
+        return folder
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(folder)
+    manifest = {"name": name, "base_model": str(Path(base).resolve()), "languages": languages, "description": "test adapter"}
+    (folder / "bactrian_adapter.json").write_text(json.dumps(manifest), "utf-8")
+    return folder
+
+
 def have_chromium() -> bool:
     return Path(CHROMIUM).is_file() and shutil.which(CHROMIUM) is not None
 

@@ -22,7 +22,11 @@ from eval_studio.store.tasks import PairRecord
 BX_META = {"language", "lang", "pretrain_coverage", "Question"}
 
 
-def _pairs(prefix: str, qid: str, question: str, language: str, category: str | None, answers: dict[str, str]) -> list[PairRecord]:
+def question_pairs(prefix: str, qid: str, question: str, language: str, category: str | None,
+                   answers: dict[str, str]) -> list[PairRecord]:
+    """Every unordered pair of models that answered one question (``answers``: model -> text), names in sorted
+    order, ids ``<prefix>-<qid>-<a>-vs-<b>`` (the prefix should name the set and, for a multilingual set, the
+    language)."""
     return [
         PairRecord(id=f"{prefix}-{qid}-{a}-vs-{b}", question=question, answer_a=answers[a], answer_b=answers[b], model_a=a,
                    model_b=b, language=language, category=category, question_id=qid)
@@ -81,7 +85,7 @@ def pairs_from_answer_files(questions: str | Path, answer_files: list[str | Path
     for qid, (turns, category) in qs.items():
         for turn, text in enumerate(turns, 1):
             said = {m: a[turn - 1] for m, a in answers.get(qid, {}).items() if len(a) >= turn}
-            out += _pairs(prefix or questions.stem, turn_question_id(qid, turn), text, lang, category, said)
+            out += question_pairs(prefix or questions.stem, turn_question_id(qid, turn), text, lang, category, said)
     return out
 
 
@@ -96,5 +100,5 @@ def pairs_from_examples(path: str | Path, prefix: str | None = None) -> list[Pai
         lang = normalize_language(obj.get("lang") or obj.get("language"))
         counters[lang] = counters.get(lang, 0) + 1
         answers = {k: v for k, v in obj.items() if k not in BX_META and isinstance(v, str)}
-        out += _pairs(prefix or path.stem, f"{lang}-{counters[lang]}", obj["Question"], lang, obj.get("category"), answers)
+        out += question_pairs(prefix or path.stem, f"{lang}-{counters[lang]}", obj["Question"], lang, obj.get("category"), answers)
     return out

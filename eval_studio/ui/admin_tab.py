@@ -17,6 +17,7 @@ from eval_studio.auth import User
 from eval_studio.io import FORMATS, TABLES, export, import_pairs_file, import_question_file
 from eval_studio.store.repo import StoreError
 from eval_studio.store.tasks import ImportReport, list_question_sets, list_tasks
+from eval_studio.ui.annotate_tab import Reload
 from eval_studio.ui.common import Rejected, Translator
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.judge_tab import require_admin
@@ -78,7 +79,7 @@ def summary(ctx: StudioContext, user: User | None) -> tuple[list[list[Any]], lis
     return tasks, sets
 
 
-def build_admin_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_lang: gr.Radio) -> None:
+def build_admin_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_lang: gr.Radio) -> Reload:
     lang0 = ctx.settings.ui_lang
     tr.add(gr.Markdown(t("admin_intro", lang0), elem_id="admin-note"), value="admin_intro")
     with tr.add(gr.Accordion(t("export", lang0), open=True), label="export"):
@@ -116,8 +117,8 @@ def build_admin_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     result = gr.Markdown("", elem_id="admin-result")
     tr.add(gr.Markdown(f"**{t('store_summary', lang0)}**"), value=lambda lang: f"**{t('store_summary', lang)}**")
     refresh = tr.add(gr.Button(t("refresh", lang0), elem_id="admin-refresh"), value="refresh")
-    tasks_df = gr.Dataframe(value=[], headers=["task", "overlap k", "pairs"], interactive=False)  # filled for admins
-    sets_df = gr.Dataframe(value=[], headers=["question set", "source", "questions"], interactive=False)
+    tasks_df = gr.Dataframe(value=[], headers=["task", "overlap k", "pairs"], interactive=False, elem_id="admin-tasks")  # admins only
+    sets_df = gr.Dataframe(value=[], headers=["question set", "source", "questions"], interactive=False, elem_id="admin-sets")
 
     def guarded(fn):  # noqa: ANN001, ANN202 - an action returns (files, message); Rejected -> a toast and a status line
         def run(user, *args):
@@ -155,3 +156,12 @@ def build_admin_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     do_questions.click(guarded(on_import("questions")), [user_state, q_file, q_name, q_lang, ui_lang], outs, api_name="admin_import_questions")
     do_gen.click(guarded(on_generate), [user_state, gen_set, gen_a, gen_b, gen_task, gen_count, ui_lang], outs, api_name="admin_generate")
     refresh.click(guarded(on_refresh), [user_state, ui_lang], outs, api_name="admin_refresh")
+
+    def fresh_summary(user):
+        """Read the store now: the app runs this when the tab opens and after every sign-in, so the table never
+        shows what the store held when the page loaded (pair generation keeps adding pairs after start)."""
+        if user is None or not user.is_admin:
+            return [], []
+        return summary(ctx, user)
+
+    return Reload(fresh_summary, [user_state], [tasks_df, sets_df])

@@ -60,7 +60,8 @@ def build_annotate_tab(ctx: StudioContext, tr: Translator, user_state: gr.State,
         refresh = tr.add(gr.Button(t("refresh", lang0), elem_id="ann-refresh", scale=1), value="refresh")
     with tr.add(gr.Accordion(t("guidelines", lang0), open=False, elem_id="ann-guidelines"), label="guidelines"):
         tr.add(gr.Markdown(t("guidelines_text", lang0)), value="guidelines_text")
-    status = gr.Markdown(t("login_to_annotate", lang0), elem_id="ann-status")
+    status = gr.Markdown(t("login_to_annotate" if ctx.users or ctx.settings.on_spaces else "no_users", lang0),
+                         elem_id="ann-status")
     question = gr.Markdown("", elem_id="ann-question")
     with gr.Row(equal_height=True):
         with gr.Column():
@@ -80,8 +81,9 @@ def build_annotate_tab(ctx: StudioContext, tr: Translator, user_state: gr.State,
     outputs = [status, question, answer_a, answer_b, controls, progress, previous, state]
 
     def show(user: User | None, task_name: str, lang: str, note: str = "") -> tuple:
-        if user is None:
-            return t("login_to_annotate", lang), "", "", "", gr.update(visible=False), "", note, None
+        if user is None:  # where nobody can sign in, say so rather than point at a sign-in that is not there
+            why = "login_to_annotate" if ctx.users or ctx.settings.on_spaces else "no_users"
+            return t(why, lang), "", "", "", gr.update(visible=False), "", note, None
         try:
             pair = current(ctx, user, task_name)
             prog = progress_text(ctx, user, task_name, lang)

@@ -13,14 +13,14 @@ import gradio as gr
 from bactrian.engine import Engine
 from bactrian.service import GenerationService
 
-from eval_studio.auth import User, user_from_request
 from eval_studio.settings import Settings
 from eval_studio.store.battles import load_battles
 from eval_studio.ui.admin_tab import build_admin_tab
 from eval_studio.ui.annotate_tab import build_annotate_tab
 from eval_studio.ui.arena_tab import build_arena_tab
 from eval_studio.ui.chat_tab import build_chat_tab
-from eval_studio.ui.common import Rejected, Translator, check_rate, session_key, sign_in, user_line
+from eval_studio.ui.account import build_account, wire_account
+from eval_studio.ui.common import Translator
 from eval_studio.ui.context import StudioContext, create_context
 from eval_studio.ui.judge_tab import build_judge_tab
 from eval_studio.ui.text import UI_LANGS, t
@@ -43,6 +43,23 @@ KEYS_JS = """
 }
 """
 
+# Text direction per message: Gradio's Chatbot sets one direction (``rtl=``) for every bubble, so an Arabic answer
+# next to an English one cannot both be right. dir="auto" takes each bubble's direction from its first strong
+# letter (Arabic, Hebrew, Persian, Urdu: right to left). Gradio re-creates bubbles while streaming, so a
+# MutationObserver applies it to every new one; annotation texts get it per paragraph.
+DIR_JS = """
+() => {
+  if (window.__bactrianDir) return;
+  window.__bactrianDir = true;
+  const sel = "[data-testid=bot], [data-testid=user], #ann-question .prose > *, #ann-answer-a .prose > *, #ann-answer-b .prose > *";
+  const apply = () => document.querySelectorAll(sel).forEach((el) => {
+    if (el.getAttribute("dir") !== "auto") { el.setAttribute("dir", "auto"); el.style.textAlign = "start"; }
+  });
+  new MutationObserver(apply).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["dir"]});
+  apply();
+}
+"""
+
 CSS = """
 #arena-reveal, #ann-previous { min-height: 1.5em; }
 #ann-answer-a, #ann-answer-b { min-height: 8em; }
@@ -61,8 +78,7 @@ def build_demo(settings: Settings, engine: GenerationService | Engine | None = N
 
 
 def build_blocks(ctx: StudioContext) -> gr.Blocks:
-    s = ctx.settings
-    lang0 = s.ui_lang
+    lang0 = ctx.settings.ui_lang
     tr = Translator()
     with gr.Blocks(title="Bactrian-X Studio", analytics_enabled=False) as demo:
         user_state = gr.State(None)
@@ -72,15 +88,7 @@ def build_blocks(ctx: StudioContext) -> gr.Blocks:
                 tr.add(gr.Markdown(t("subtitle", lang0)), value="subtitle")
             ui_lang = tr.add(gr.Radio([(v, k) for k, v in UI_LANGS.items()], value=lang0, label=t("ui_lang", lang0),
                                       elem_id="ui-lang", scale=1), label="ui_lang")
-        with tr.add(gr.Accordion(t("account", lang0), open=False, elem_id="account"), label="account"):
-            with gr.Row(equal_height=True):
-                username = tr.add(gr.Textbox(label=t("username", lang0), elem_id="login-user", scale=2), label="username")
-                password = tr.add(gr.Textbox(label=t("password", lang0), type="password", elem_id="login-password", scale=2),
-                                  label="password")
-                login = tr.add(gr.Button(t("login", lang0), variant="primary", elem_id="login-button", scale=1), value="login")
-                logout = tr.add(gr.Button(t("logout", lang0), elem_id="logout-button", scale=1), value="logout")
-                hf_login = gr.LoginButton(scale=1) if s.on_spaces else None
-        who = gr.Markdown(user_line(None, lang0) if ctx.users or s.on_spaces else t("no_users", lang0), elem_id="login-status")
+        account = build_account(ctx, tr, lang0)
 
         with gr.Tabs():
             with tr.add(gr.Tab(t("tab_chat", lang0), id="chat", elem_id="tab-chat"), label="tab_chat"):
@@ -92,54 +100,24 @@ def build_blocks(ctx: StudioContext) -> gr.Blocks:
             with tr.add(gr.Tab(t("tab_judge", lang0), id="judge", elem_id="tab-judge"), label="tab_judge"):
                 build_judge_tab(ctx, tr, user_state, ui_lang)
             with tr.add(gr.Tab(t("tab_leaderboard", lang0), id="leaderboard", elem_id="tab-leaderboard"), label="tab_leaderboard"):
-                _leaderboard(ctx)
-            with tr.add(gr.Tab(t("tab_admin", lang0), id="admin", elem_id="tab-admin"), label="tab_admin"):
-                build_admin_tab(ctx, tr, user_state, ui_lang)
+                _leaderboard(ctx, tr, ui_lang)
+            with tr.add(gr.Tab(t("tab_admin", lang0), id="admin", elem_id="tab-admin"), label="tab_admin") as admin_tab:
+                reload_admin = build_admin_tab(ctx, tr, user_state, ui_lang)
+        admin_tab.select(reload_admin.fn, reload_admin.inputs, reload_admin.outputs, api_visibility="private")
 
-        def on_login(request: gr.Request, name: str, pw: str, lang: str):
-            if not ctx.users:
-                gr.Warning(t("no_users", lang))
-                return None, t("no_users", lang), ""
-            try:  # before the (deliberately slow) password check: guessing costs the guesser, not the server
-                check_rate(ctx.limiter, "login", session_key(request))
-            except Rejected as e:
-                gr.Warning(e.text(lang))
-                return gr.skip(), e.text(lang), ""
-            user = sign_in(ctx.users, name, pw)
-            if user is None:
-                gr.Warning(t("login_failed", lang))
-                return None, t("login_failed", lang), ""
-            return user, user_line(user, lang), ""
-
-        def on_logout(lang: str):
-            return None, user_line(None, lang), ""
-
-        for event in (login.click(on_login, [username, password, ui_lang], [user_state, who, password], api_name="login"),
-                      password.submit(on_login, [username, password, ui_lang], [user_state, who, password], api_visibility="private"),
-                      logout.click(on_logout, [ui_lang], [user_state, who, password], api_name="logout")):
-            event.then(reload_annotate.fn, reload_annotate.inputs, reload_annotate.outputs, api_visibility="private")
-
-        if hf_login is not None:  # on Spaces: the OAuth profile comes from the server-side session, not the browser
-            def from_oauth(profile: gr.OAuthProfile | None, lang: str):
-                user = user_from_request(None, ctx.users, profile)
-                return user, user_line(user, lang)
-
-            demo.load(from_oauth, [ui_lang], [user_state, who], api_visibility="private").then(
-                reload_annotate.fn, reload_annotate.inputs, reload_annotate.outputs, api_visibility="private")
-
-        def relabel(lang: str, user: User | None):
-            return (*tr.updates(lang), user_line(user, lang) if ctx.users or s.on_spaces else t("no_users", lang))
-
-        ui_lang.change(relabel, [ui_lang, user_state], [*tr.components, who], api_visibility="private")
+        wire_account(ctx, account, ui_lang, user_state, [reload_annotate, reload_admin], demo)
+        ui_lang.change(tr.updates, [ui_lang], tr.components, api_visibility="private")
         demo.load(None, None, None, js=KEYS_JS)
+        demo.load(None, None, None, js=DIR_JS)
     demo.queue(default_concurrency_limit=4)
     demo.studio = ctx  # type: ignore[attr-defined]  # tests and app.py reach the store through the demo
     return demo
 
 
-def _leaderboard(ctx: StudioContext) -> None:
+def _leaderboard(ctx: StudioContext, tr: Translator, ui_lang: gr.Radio) -> None:
     from eval_studio.store.bench import list_bench
     from eval_studio.ui.leaderboard_tab import build_leaderboard_tab
 
     build_leaderboard_tab(lambda: load_battles(ctx.db), load_bench=lambda: list_bench(ctx.db),
-                          load_calls=lambda: load_battles(ctx.db, source="judge", merge_orders=False))
+                          load_calls=lambda: load_battles(ctx.db, source="judge", merge_orders=False),
+                          tr=tr, ui_lang=ui_lang, lang=ctx.settings.ui_lang)

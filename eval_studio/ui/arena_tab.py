@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import gradio as gr
 
 from bactrian.generation import GenerationParams
+from bactrian.languages import detect_language
 
 from eval_studio.auth import User
 from eval_studio.store.repo import DuplicateVote, add_turn, record_battle, record_vote, start_conversation
@@ -20,7 +22,7 @@ from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, 
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.streaming import Column, Job, stream_columns
 from eval_studio.ui.text import t
-from eval_studio.ui.widgets import language_choices, message_row, notify, params_block
+from eval_studio.ui.widgets import language_choices, message_row, notify, params_block, stop_button
 
 VOTES = ("a", "b", "tie", "both_bad")
 
@@ -59,8 +61,9 @@ def arena_turn(ctx: StudioContext, st: dict[str, Any], question: str, params: Ge
     cols = [Column(), Column()]
     st = {**st, "question": question, "answers": None, "battle_id": None, "voted": False, "failed": False,
           "params": {"a": params.as_dict(), "b": params.as_dict()}}
-    for cols in stream_columns(ctx.catalog, jobs):
-        yield cols, st
+    with closing(stream_columns(ctx.catalog, jobs)) as snapshots:  # closing (Stop) cancels both requests at once
+        for cols in snapshots:
+            yield cols, st
     if not all(c.ok for c in cols):
         yield cols, {**st, "failed": True}
         return
@@ -100,6 +103,14 @@ def arena_vote(ctx: StudioContext, st: dict[str, Any], winner: str, user: User |
     return {**st, "voted": True}
 
 
+def question_language(question: str, chosen: str, pinned: bool) -> str:
+    """The question's language: the visitor's choice once they made one, else detected from the text (kept as
+    chosen when the detector is unsure, e.g. "Hi")."""
+    if pinned:
+        return chosen
+    return detect_language(question) or chosen
+
+
 def column_labels(st: dict[str, Any], lang: str) -> tuple[str, str]:
     hidden = st["mode"] == "battle" and not st["voted"]
     if hidden or not st["model_a"]:
@@ -125,7 +136,9 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
         mode = tr.add(gr.Radio(modes(lang0), value="battle", label=t("mode", lang0), elem_id="arena-mode"),
                       label="mode", choices=modes)
         language = tr.add(gr.Dropdown(language_choices(), value="en", label=t("question_lang", lang0),
-                                      elem_id="arena-language"), label="question_lang")
+                                      info=t("question_lang_info", lang0), elem_id="arena-language"),
+                          label="question_lang", info="question_lang_info")
+    pinned = gr.State(False)  # True once the visitor chose the language: detection no longer overrides it
     with gr.Row(visible=False) as named_row:
         pick_a = tr.add(gr.Dropdown(names, value=names[0][1], label=t("model_a", lang0), elem_id="arena-pick-a"), label="model_a")
         pick_b = tr.add(gr.Dropdown(names, value=names[min(1, len(names) - 1)][1], label=t("model_b", lang0),
@@ -138,11 +151,13 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
         buttons = {w: tr.add(gr.Button(t(f"vote_{w}", lang0), elem_id=f"arena-vote-{w}"), value=f"vote_{w}") for w in VOTES}
     msg, send = message_row(tr, lang0, "arena")
     with gr.Row():
+        stop = stop_button(tr, lang0, "arena")
         regen = tr.add(gr.Button(t("regenerate", lang0), elem_id="arena-regen"), value="regenerate")
         new_round = tr.add(gr.Button(t("new_round", lang0), elem_id="arena-new-round"), value="new_round")
     sliders = params_block(tr, ctx.settings.gen_defaults, lang0, "arena")
 
     mode.change(lambda m: gr.update(visible=m == "named"), mode, named_row, api_visibility="private")
+    language.input(lambda: True, None, pinned, api_visibility="private")  # .input: the visitor's own choice only
 
     def view(st: dict[str, Any], cols: list[Column], lang: str, note: str = "") -> tuple:
         la, lb = column_labels(st, lang)
@@ -152,7 +167,7 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
                 gr.update(visible=votable), note, st)
 
     def respond(regenerate: bool):
-        def handler(request: gr.Request, message, m, a, b, lang_q, st, user, lang, *values):
+        def handler(request: gr.Request, message, m, a, b, lang_q, fixed, st, user, lang, *values):
             try:
                 params = make_params(ctx.settings.gen_defaults, *values)
                 if regenerate:
@@ -163,21 +178,26 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
                     question = st["question"]
                 else:
                     question = check_message(message, ctx.settings.max_message_chars)
+                    lang_q = question_language(question, lang_q, fixed)
                     st = pick_models(ctx, st, m, (a, b), lang_q, rng, user)
-                for cols, st in arena_turn(ctx, st, question, params, user, session_key(request)):
-                    note = t("no_vote_failed", lang) if st["failed"] else ""
-                    yield (*view(st, cols, lang, note), "")
+                fill = lang_q if not regenerate else gr.skip()  # show the detected language, once
+                with closing(arena_turn(ctx, st, question, params, user, session_key(request))) as turns:
+                    for cols, st in turns:
+                        note = t("no_vote_failed", lang) if st["failed"] else ""
+                        yield (*view(st, cols, lang, note), "", fill)
+                        fill = gr.skip()
             except Rejected as e:
                 notify(e, lang)
-                yield tuple(gr.skip() for _ in range(6))
+                yield tuple(gr.skip() for _ in range(7))
 
         return handler
 
-    inputs = [msg, mode, pick_a, pick_b, language, state, user_state, ui_lang, *sliders]
-    outputs = [chat_a, chat_b, vote_row, reveal, state, msg]
-    send.click(respond(False), inputs, outputs, api_name="arena_send", concurrency_id="generate")
-    msg.submit(respond(False), inputs, outputs, api_visibility="private", concurrency_id="generate")
-    regen.click(respond(True), inputs, outputs, api_name="arena_regenerate", concurrency_id="generate")
+    inputs = [msg, mode, pick_a, pick_b, language, pinned, state, user_state, ui_lang, *sliders]
+    outputs = [chat_a, chat_b, vote_row, reveal, state, msg, language]
+    runs = [send.click(respond(False), inputs, outputs, api_name="arena_send", concurrency_id="generate"),
+            msg.submit(respond(False), inputs, outputs, api_visibility="private", concurrency_id="generate"),
+            regen.click(respond(True), inputs, outputs, api_name="arena_regenerate", concurrency_id="generate")]
+    stop.click(None, None, None, cancels=runs, api_visibility="private")
 
     def vote(request: gr.Request, winner: str, st: dict[str, Any], user: User | None, lang: str):
         try:
@@ -196,6 +216,6 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     def fresh_round(lang: str):
         st = new_state()
         la, lb = column_labels(st, lang)
-        return gr.update(value=[], label=la), gr.update(value=[], label=lb), gr.update(visible=False), "", st, ""
+        return gr.update(value=[], label=la), gr.update(value=[], label=lb), gr.update(visible=False), "", st, "", gr.skip()
 
-    new_round.click(fresh_round, [ui_lang], outputs, api_name="arena_new_round")
+    new_round.click(fresh_round, [ui_lang], outputs, api_name="arena_new_round", cancels=runs)

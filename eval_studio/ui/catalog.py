@@ -81,6 +81,32 @@ class Catalog:
             return f"[external] {v.name}"
         return f"[{_group_label(v.group)}] {v.name}"
 
+    def default_variant(self) -> str:
+        """What Chat opens on: the multilingual demo adapter (``demo-multi``), else a multilingual adapter, else the
+        first adapter, else the base. Not the bare base first: without instruction tuning it fills the reply with
+        repeated template text, the worst first impression a visitor can get."""
+        adapters = [v for v in self.variants.values() if v.kind == "adapter"]
+        for pick in ([v for v in adapters if v.name == "demo-multi"], [v for v in adapters if v.group == "multilingual"],
+                     adapters):
+            if pick:
+                return pick[0].name
+        return next(iter(self.variants))
+
+    def pairs_for_language(self, language: str) -> list[tuple[str, str]]:
+        """Local pairs worth annotating for a question in ``language``: the language's own adapter against the bare
+        base and against a multilingual adapter; without one, a multilingual adapter (one trained on the language
+        first) against the base. Empty when the service has fewer than two local variants."""
+        local = [v for v in self.variants.values() if v.kind != "external"]
+        base = [v.name for v in local if v.kind == "base"]
+        own = [v.name for v in local if v.kind == "adapter" and v.languages == (language,)]
+        multi = [v.name for v in sorted((v for v in local if v.kind == "adapter" and len(v.languages) > 1),
+                                        key=lambda v: language not in v.languages)]
+        if own:
+            return [(own[0], other) for other in base + multi[:1]]
+        if multi and base:
+            return [(multi[0], base[0])]
+        return [(local[0].name, local[1].name)] if len(local) >= 2 else []
+
     def for_language(self, language: str | None, external: bool | None = None) -> list[str]:
         """Variants suited to a question language: its own adapters, multilingual ones, the base, and external
         (paid) models when ``external`` (default: ``battle_external``, the setting for anonymous visitors)."""

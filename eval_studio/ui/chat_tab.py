@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import gradio as gr
@@ -14,8 +15,8 @@ from eval_studio.store.repo import add_turn, start_conversation
 from eval_studio.ui.common import Rejected, Translator, as_chat, check_message, check_rate, make_params, session_key
 from eval_studio.ui.context import StudioContext
 from eval_studio.ui.streaming import Column, Job, stream_columns
-from eval_studio.ui.text import t
-from eval_studio.ui.widgets import message_row, notify, params_block
+from eval_studio.ui.text import examples, t
+from eval_studio.ui.widgets import message_row, notify, params_block, stop_button
 
 
 def new_chat() -> dict[str, Any]:
@@ -41,8 +42,9 @@ def chat_turn(ctx: StudioContext, state: dict[str, Any], message: str | None, mo
     ctx.catalog.get(model)
     check_rate(ctx.limiter, "generate", session, user)
     col = Column()
-    for (col,) in stream_columns(ctx.catalog, [Job(model, history, params)]):
-        yield history + [{"role": "assistant", "content": col.text}], state, col
+    with closing(stream_columns(ctx.catalog, [Job(model, history, params)])) as snapshots:
+        for (col,) in snapshots:
+            yield history + [{"role": "assistant", "content": col.text}], state, col
     if not col.ok:
         return
     reply = {"role": "assistant", "content": col.text}
@@ -62,10 +64,19 @@ def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_
     lang0 = ctx.settings.ui_lang
     state = gr.State(new_chat())
     choices = ctx.catalog.choices()
-    model = tr.add(gr.Dropdown(choices, value=choices[0][1], label=t("model", lang0), elem_id="chat-model"), label="model")
+    model = tr.add(gr.Dropdown(choices, value=ctx.catalog.default_variant(), label=t("model", lang0), elem_id="chat-model"),
+                   label="model")
+    if ctx.demo_note:
+        tr.add(gr.Markdown(t("demo_note", lang0), elem_id="chat-demo-note"), value="demo_note")
     chatbot = gr.Chatbot(height=420, show_label=False, elem_id="chat-bot", sanitize_html=True, allow_tags=False, buttons=["copy"])
+    with gr.Row(equal_height=True, elem_id="chat-examples"):
+        tr.add(gr.Markdown(t("examples", lang0)), value="examples")
+        shown = examples(lang0)
+        prompts = [tr.add(gr.Button(text, size="sm", elem_id=f"chat-example-{i}"), value=lambda lang, i=i: examples(lang)[i])
+                   for i, text in enumerate(shown)]
     msg, send = message_row(tr, lang0, "chat")
     with gr.Row():
+        stop = stop_button(tr, lang0, "chat")
         regen = tr.add(gr.Button(t("regenerate", lang0), elem_id="chat-regen"), value="regenerate")
         clear = tr.add(gr.Button(t("clear", lang0), elem_id="chat-clear"), value="clear")
     sliders = params_block(tr, ctx.settings.gen_defaults, lang0, "chat")
@@ -75,13 +86,14 @@ def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_
             try:
                 params = make_params(ctx.settings.gen_defaults, *values)
                 shown = False
-                for history, new_state, col in chat_turn(ctx, st, message, variant, params, user, regenerate,
-                                                         session_key(request)):
-                    display = as_chat(history)
-                    if col.error:
-                        display[-1]["content"] = t("model_error", lang, error=col.error)
-                    shown = True
-                    yield display, new_state, ""
+                # closing(): Stop closes this generator, which closes chat_turn and so cancels the request at once
+                with closing(chat_turn(ctx, st, message, variant, params, user, regenerate, session_key(request))) as turns:
+                    for history, new_state, col in turns:
+                        display = as_chat(history)
+                        if col.error:
+                            display[-1]["content"] = t("model_error", lang, error=col.error)
+                        shown = True
+                        yield display, new_state, ""
                 if not shown:
                     yield gr.skip(), gr.skip(), gr.skip()
             except Rejected as e:
@@ -92,7 +104,11 @@ def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_
 
     inputs = [msg, model, state, user_state, ui_lang, *sliders]
     outputs = [chatbot, state, msg]
-    send.click(respond(False), inputs, outputs, api_name="chat_send", concurrency_id="generate")
-    msg.submit(respond(False), inputs, outputs, api_visibility="private", concurrency_id="generate")
-    regen.click(respond(True), inputs, outputs, api_name="chat_regenerate", concurrency_id="generate")
-    clear.click(lambda: ([], new_chat(), ""), None, outputs, api_name="chat_clear")
+    runs = [send.click(respond(False), inputs, outputs, api_name="chat_send", concurrency_id="generate"),
+            msg.submit(respond(False), inputs, outputs, api_visibility="private", concurrency_id="generate"),
+            regen.click(respond(True), inputs, outputs, api_name="chat_regenerate", concurrency_id="generate")]
+    for button in prompts:  # one handler: an example button sends its own label as the message
+        runs.append(button.click(respond(False), [button, *inputs[1:]], outputs, api_visibility="private",
+                                 concurrency_id="generate"))
+    stop.click(None, None, None, cancels=runs, api_visibility="private")
+    clear.click(lambda: ([], new_chat(), ""), None, outputs, api_name="chat_clear", cancels=runs)

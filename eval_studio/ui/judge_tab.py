@@ -48,13 +48,34 @@ def start_judge(ctx: StudioContext, user: User | None, prompt: str, base_url: st
 
 
 def status_text(ctx: StudioContext, run_id: int | None, lang: str) -> tuple[str, bool]:
-    """(status line, still running)."""
+    """(status line, still running); an endpoint that could not be reached at all gets a line of its own."""
     if run_id is None:
         return t("judge_idle", lang), False
     st = judging.run_status(ctx.db, run_id)
     text = t("judge_status", lang, id=st.id, status=st.status, done=st.n_done, total=st.n_total, errors=st.n_errors,
              message=st.message or "")
+    unreachable = re.match(r"judge endpoint unreachable at (\S+):\s", st.message or "")
+    if st.status == "error" and unreachable:
+        text += "\n\n" + t("judge_unreachable", lang, url=unreachable.group(1))
     return text, st.status in ("pending", "running")
+
+
+FAILURE_COLUMNS = ["pair", "order", "reason", "raw output"]
+RAW_SHOWN = 400  # characters of each raw output: enough to see why it did not parse
+
+
+def failure_rows(ctx: StudioContext, user: User | None, run_id: int | None, limit: int = 5) -> list[list[Any]]:
+    """The run's first failed calls with their reasons and raw outputs (admins only: outputs may quote anything)."""
+    require_admin(user)
+    if run_id is None:
+        return []
+    return [[f["pair"], f["ordering"], f["error"], _clip(f["raw_output"])] for f in judging.failed_calls(ctx.db, run_id, limit)]
+
+
+def _clip(text: str | None) -> str:
+    if text is None:
+        return "(no output)"
+    return text if len(text) <= RAW_SHOWN else text[:RAW_SHOWN] + " …"
 
 
 def runs_rows(ctx: StudioContext, user: User | None) -> list[list[Any]]:
@@ -80,27 +101,33 @@ def build_judge_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
         key_env = tr.add(gr.Textbox(value="OPENAI_API_KEY", label=t("api_key_env", lang0), elem_id="judge-key-env"), label="api_key_env")
     start = tr.add(gr.Button(t("start_judge", lang0), variant="primary", elem_id="judge-start"), value="start_judge")
     status = gr.Markdown(t("judge_idle", lang0), elem_id="judge-status")
+    failures = tr.add(gr.Dataframe(value=[], headers=FAILURE_COLUMNS, interactive=False, wrap=True, visible=False,
+                                   label=t("judge_failures", lang0), elem_id="judge-failures"), label="judge_failures")
     tr.add(gr.Markdown(f"**{t('recent_runs', lang0)}**"), value=lambda lang: f"**{t('recent_runs', lang)}**")
     runs = gr.Dataframe(value=[], headers=RUN_COLUMNS, interactive=False, elem_id="judge-runs")  # filled for admins
     timer = gr.Timer(1.0, active=False)
+
+    def failed(user, run_id):
+        rows = failure_rows(ctx, user, run_id)
+        return gr.update(value=rows, visible=bool(rows))
 
     def on_start(user, p, url, m, env, tk, lim, lang):
         try:
             run_id = start_judge(ctx, user, p, url, m, env, tk, int(lim or 0))
         except Rejected as e:
             gr.Warning(e.text(lang))
-            return gr.skip(), e.text(lang), gr.skip(), gr.update(active=False)
+            return gr.skip(), e.text(lang), gr.skip(), gr.skip(), gr.update(active=False)
         text, _ = status_text(ctx, run_id, lang)
-        return run_id, text, runs_rows(ctx, user), gr.update(active=True)
+        return run_id, text, failed(user, run_id), runs_rows(ctx, user), gr.update(active=True)
 
-    start.click(on_start, [user_state, prompt, base_url, model, key_env, task, limit, ui_lang], [run_state, status, runs, timer],
-                api_name="judge_start")
+    start.click(on_start, [user_state, prompt, base_url, model, key_env, task, limit, ui_lang],
+                [run_state, status, failures, runs, timer], api_name="judge_start")
 
     def on_tick(run_id, user, lang):
         if user is None or not user.is_admin:  # the timer only runs after an admin started a run; still, check
-            return gr.skip(), gr.skip(), gr.update(active=False)
+            return gr.skip(), gr.skip(), gr.skip(), gr.update(active=False)
         text, running = status_text(ctx, run_id, lang)
-        return text, runs_rows(ctx, user), gr.update(active=running)
+        return text, failed(user, run_id), runs_rows(ctx, user), gr.update(active=running)
 
-    timer.tick(on_tick, [run_state, user_state, ui_lang], [status, runs, timer], api_visibility="private",
+    timer.tick(on_tick, [run_state, user_state, ui_lang], [status, failures, runs, timer], api_visibility="private",
                show_progress="hidden")

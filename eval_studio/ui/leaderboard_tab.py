@@ -19,14 +19,11 @@ import pandas as pd
 from eval_studio.battle_table import DEFAULT_KINDS, blended_judge_prompts, filter_battles
 from eval_studio.bench_views import bench_view
 from eval_studio.plots import FIGURE_IDS, dashboard
+from eval_studio.ui.common import Translator
+from eval_studio.ui.text import t
 
 GROUPS = ["all", "G1", "G2", "G3", "G4"]
-KIND_CHOICES = [("Blind battles", "blind"), ("Named battles", "named"), ("Annotation votes", "annotation"),
-                ("Judge verdicts", "judge")]
-_TITLES = {"ratings": "Ratings", "win_fraction": "Win fraction", "battle_count": "Battle count",
-           "language_model": "Language x model", "category_model": "Category x model",
-           "win_tie_loss": "Win / tie / loss", "length_control": "Length-controlled win rate",
-           "agreement": "Agreement"}
+KINDS = ("blind", "named", "annotation", "judge")
 
 
 def _choices(df: pd.DataFrame, col: str) -> list[str]:
@@ -38,15 +35,16 @@ def leaderboard_view(df: pd.DataFrame, *, languages: list[str] | None = None, gr
                      since: str = "", until: str = "", method: str = "bt", rounds: int = 100,
                      ties: str = "half", kinds: list[str] | tuple[str, ...] | None = DEFAULT_KINDS,
                      judge_prompts: list[str] | None = None, calls: pd.DataFrame | None = None,
-                     min_battles: int | None = None) -> tuple[str, pd.DataFrame, dict[str, Any]]:
+                     min_battles: int | None = None, lang: str = "en") -> tuple[str, pd.DataFrame, dict[str, Any]]:
     """(status line, ratings table, figures by id) for the battles matching the filters.
 
     ``kinds``: kinds of evidence counted (default blind battles + annotation votes; None: all); ``calls``: the
-    judges' per-call rows (``load_battles(..., source="judge", merge_orders=False)``) for position consistency.
+    judges' per-call rows (``load_battles(..., source="judge", merge_orders=False)``) for position consistency;
+    ``lang``: the UI language of the status line.
     """
     filters = dict(language=languages or None, group=None if group in ("", "all") else group,
-                   category=categories or None, annotator=annotators or None, since=since.strip() or None,
-                   until=until.strip() or None, kind=list(kinds) if kinds is not None else None,
+                   category=categories or None, annotator=annotators or None, since=(since or "").strip() or None,
+                   until=(until or "").strip() or None, kind=list(kinds) if kinds is not None else None,
                    judge_prompt=judge_prompts or None)
     rows = filter_battles(df, source=source, **filters)
     blended = blended_judge_prompts(rows)
@@ -57,84 +55,138 @@ def leaderboard_view(df: pd.DataFrame, *, languages: list[str] | None = None, gr
     rating = {} if min_battles is None else {"min_battles": int(min_battles)}
     dash = dashboard(rows, method=method, rounds=int(rounds), ties=ties, calls=per_call, **rating)
     table = dash.table.round({"rating": 1, "lower": 1, "upper": 1})
-    status = f"{len(rows)} of {len(df)} battles match; {len(table)} models."
+    status = [t("lb_status", lang, n=len(rows), total=len(df), models=len(table))]
     if len(table) and table["provisional"].any():
-        status += f" {int(table['provisional'].sum())} provisional (few battles; shrunk towards 1000 by the prior)."
+        status.append(t("lb_provisional", lang, n=int(table["provisional"].sum())))
     pc = dash.agreement.get("position_consistency", {})
     if pc.get("n_pairs"):
-        status += (f" Judge position consistency {pc['consistency']:.3f} over {pc['n_pairs']} both-order pairs"
-                   f" (biased to first {pc['biased_to_first']:.3f}, to second {pc['biased_to_second']:.3f}).")
-    for warning in dash.agreement.get("warnings", []):
-        status += f" Warning: {warning}."
-    return status, table, dash.figures
+        status.append(t("lb_position", lang, consistency=pc["consistency"], pairs=pc["n_pairs"],
+                        first=pc["biased_to_first"], second=pc["biased_to_second"]))
+    status += [t("lb_warning", lang, warning=w) for w in dash.agreement.get("warnings", [])]
+    return " ".join(status), table, dash.figures
+
+
+def _date(value: Any) -> str:
+    """A date picker's value (None, a "YYYY-MM-DD..." string or a timestamp) as the filters' "YYYY-MM-DD"."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, (int, float)):
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d")
+    return str(value).strip()[:10]
 
 
 def build_leaderboard_tab(load_battles: Callable[..., pd.DataFrame],
                           load_bench: Callable[[], list[dict[str, Any]]] | None = None,
-                          load_calls: Callable[[], pd.DataFrame] | None = None) -> None:
+                          load_calls: Callable[[], pd.DataFrame] | None = None, *,
+                          tr: Translator | None = None, ui_lang: Any = None, lang: str = "en") -> None:
     """Add the Leaderboard UI to the enclosing ``gr.Blocks`` / ``gr.Tab``; ``load_battles()`` reads the table,
     ``load_bench()`` (optional) the stored benchmark results, ``load_calls()`` (optional) the judges' per-call
-    rows for position consistency."""
-    with gr.Row():
-        languages = gr.Dropdown(label="Languages", multiselect=True, choices=[], value=[])
-        group = gr.Dropdown(label="Language group (paper)", choices=GROUPS, value="all")
-        categories = gr.Dropdown(label="Categories", multiselect=True, choices=[], value=[])
-        annotators = gr.Dropdown(label="Annotators / judges", multiselect=True, choices=[], value=[])
-    with gr.Row():
-        kinds = gr.CheckboxGroup(KIND_CHOICES, value=list(DEFAULT_KINDS), label="Evidence",
-                                 elem_id="leaderboard-kinds")
-        prompts = gr.Dropdown(label="Judge prompt (one per judge)", multiselect=True, choices=[], value=[])
-        min_battles = gr.Number(value=10, precision=0, minimum=0, label="Provisional below (battles)")
-    with gr.Row():
-        since = gr.Textbox(label="Since (UTC date)", placeholder="2024-05-01")
-        until = gr.Textbox(label="Until (UTC date, inclusive)", placeholder="2024-06-30")
-        method = gr.Radio([("Bradley-Terry", "bt"), ("Online Elo", "elo")], value="bt", label="Rating")
-        ties = gr.Radio([("half a win", "half"), ("dropped", "drop")], value="half", label="Ties")
-        rounds = gr.Number(value=100, precision=0, minimum=0, maximum=1000, label="Bootstrap rounds")
-    refresh = gr.Button("Refresh", variant="primary", elem_id="leaderboard-refresh")
+    rows for position consistency. ``tr``/``ui_lang``: the app's translator and UI-language radio (labels follow
+    the language, and a switch recomputes the status lines in it)."""
+    tr = tr or Translator()  # alone (tests, notebooks): labels in ``lang``, never switched
+    kinds_of = lambda lg: [(t(f"kind_{k}", lg), k) for k in KINDS]  # noqa: E731
+    groups_of = lambda lg: [(t("lb_all", lg), "all"), *((g, g) for g in GROUPS[1:])]  # noqa: E731
+    methods_of = lambda lg: [("Bradley-Terry", "bt"), (t("lb_elo", lg), "elo")]  # noqa: E731
+    ties_of = lambda lg: [(t("lb_half", lg), "half"), (t("lb_drop", lg), "drop")]  # noqa: E731
+    # the filters fold away: closed, the tab opens on the ratings (or on one line saying there are none yet)
+    with tr.add(gr.Accordion(t("lb_filters", lang), open=False, elem_id="leaderboard-filters"), label="lb_filters"):
+        with gr.Row():
+            languages = tr.add(gr.Dropdown(label=t("lb_languages", lang), multiselect=True, choices=[], value=[]),
+                               label="lb_languages")
+            group = tr.add(gr.Dropdown(label=t("lb_group", lang), choices=groups_of(lang), value="all"),
+                           label="lb_group", choices=groups_of)
+            categories = tr.add(gr.Dropdown(label=t("lb_categories", lang), multiselect=True, choices=[], value=[]),
+                                label="lb_categories")
+            annotators = tr.add(gr.Dropdown(label=t("lb_annotators", lang), multiselect=True, choices=[], value=[]),
+                                label="lb_annotators")
+        with gr.Row():
+            kinds = tr.add(gr.CheckboxGroup(kinds_of(lang), value=list(DEFAULT_KINDS), label=t("lb_evidence", lang),
+                                            elem_id="leaderboard-kinds"), label="lb_evidence", choices=kinds_of)
+            prompts = tr.add(gr.Dropdown(label=t("lb_judge_prompt", lang), multiselect=True, choices=[], value=[]),
+                             label="lb_judge_prompt")
+            min_battles = tr.add(gr.Number(value=10, precision=0, minimum=0, label=t("lb_min_battles", lang)),
+                                 label="lb_min_battles")
+        with gr.Row():
+            # date pickers, empty until chosen: a placeholder date in a text box read as a filter already set
+            since = tr.add(gr.DateTime(include_time=False, type="string", label=t("lb_since", lang),
+                                       elem_id="leaderboard-since"), label="lb_since")
+            until = tr.add(gr.DateTime(include_time=False, type="string", label=t("lb_until", lang),
+                                       elem_id="leaderboard-until"), label="lb_until")
+            method = tr.add(gr.Radio(methods_of(lang), value="bt", label=t("lb_method", lang)),
+                            label="lb_method", choices=methods_of)
+            ties = tr.add(gr.Radio(ties_of(lang), value="half", label=t("lb_ties", lang)), label="lb_ties", choices=ties_of)
+            rounds = tr.add(gr.Number(value=100, precision=0, minimum=0, maximum=1000, label=t("lb_rounds", lang)),
+                            label="lb_rounds")
+    refresh = tr.add(gr.Button(t("refresh", lang), variant="primary", elem_id="leaderboard-refresh"), value="refresh")
     status = gr.Markdown(elem_id="leaderboard-status")
-    table = gr.Dataframe(label="Leaderboard", interactive=False, elem_id="leaderboard-table")
-    plots = [gr.Plot(label=_TITLES[name], elem_id=f"leaderboard-{name}") for name in FIGURE_IDS]
+    empty = gr.Markdown(visible=False, elem_id="leaderboard-empty")  # the one empty state, instead of 8 empty charts
+    with gr.Column(visible=False, elem_id="leaderboard-results") as results:
+        table = tr.add(gr.Dataframe(label=t("lb_table", lang), interactive=False, elem_id="leaderboard-table"),
+                       label="lb_table")
+        plots = [tr.add(gr.Plot(label=t(f"fig_{name}", lang), elem_id=f"leaderboard-{name}"), label=f"fig_{name}")
+                 for name in FIGURE_IDS]
 
-    def update(langs, grp, cats, anns, kinds_, prompts_, min_, since_, until_, meth, ties_, rounds_):
+    def update(langs, grp, cats, anns, kinds_, prompts_, min_, since_, until_, meth, ties_, rounds_, lg="en"):
         try:
             df = load_battles()
             text, tab, figs = leaderboard_view(df, languages=langs, group=grp, categories=cats, kinds=kinds_ or [],
-                                               judge_prompts=prompts_, annotators=anns, since=since_ or "",
-                                               until=until_ or "", method=meth, rounds=int(rounds_ or 0), ties=ties_,
+                                               judge_prompts=prompts_, annotators=anns, since=_date(since_),
+                                               until=_date(until_), method=meth, rounds=int(rounds_ or 0), ties=ties_,
                                                calls=load_calls() if load_calls is not None else None,
-                                               min_battles=int(min_ or 0))
+                                               min_battles=int(min_ or 0), lang=lg)
         except (ValueError, TypeError, KeyError, OSError) as e:  # bad filter values: say so, keep the old view
             raise gr.Error(str(e)) from e
         pick = [gr.update(choices=_choices(df, c)) for c in ("language", "category", "annotator", "judge_prompt")]
-        return [*pick, text, tab, *(figs[name] for name in FIGURE_IDS)]
+        if tab.empty:  # nothing to rate: one line, no table, no charts
+            note = t("lb_empty", lg) if df.empty else t("lb_no_match", lg, total=len(df))
+            return [*pick, "", gr.update(value=note, visible=True), gr.update(visible=False),
+                    *(gr.skip() for _ in range(1 + len(FIGURE_IDS)))]
+        return [*pick, text, gr.update(visible=False), gr.update(visible=True), tab, *(figs[name] for name in FIGURE_IDS)]
 
     inputs = [languages, group, categories, annotators, kinds, prompts, min_battles, since, until, method, ties, rounds]
-    outputs = [languages, categories, annotators, prompts, status, table, *plots]
+    if ui_lang is not None:
+        inputs.append(ui_lang)
+    outputs = [languages, categories, annotators, prompts, status, empty, results, table, *plots]
     refresh.click(update, inputs=inputs, outputs=outputs)
+    if ui_lang is not None:  # the status lines are computed text: recompute them in the new language
+        ui_lang.change(update, inputs=inputs, outputs=outputs, api_visibility="private")
     # also fill the tab when the page opens (no inputs: fires on load only, with the default filters)
-    gr.on(triggers=None, fn=lambda: update([], "all", [], [], list(DEFAULT_KINDS), [], 10, "", "", "bt", "half", 100),
+    gr.on(triggers=None, fn=lambda: update([], "all", [], [], list(DEFAULT_KINDS), [], 10, "", "", "bt", "half", 100, lang),
           inputs=[], outputs=outputs)
     if load_bench is not None:
-        _bench_section(load_bench, refresh)
+        _bench_section(load_bench, refresh, tr, ui_lang, lang)
 
 
-def _bench_section(load_bench: Callable[[], list[dict[str, Any]]], refresh: Any) -> None:
+def _bench_section(load_bench: Callable[[], list[dict[str, Any]]], refresh: Any, tr: Translator, ui_lang: Any,
+                   lang: str) -> None:
     """Benchmarks (zero-shot, ``bactrian bench`` + ``bactrian studio import-bench``): Table 4 and a chart."""
-    gr.Markdown("### Benchmarks (zero-shot; averages over languages, %)")
+    tr.add(gr.Markdown(t("bench_title", lang)), value="bench_title")
     status = gr.Markdown(elem_id="leaderboard-bench-status")
-    task = gr.Dropdown(label="Benchmark", choices=[], value=None, elem_id="leaderboard-bench-task")
-    table = gr.Dataframe(label="Benchmarks (paper Table 4)", interactive=False, elem_id="leaderboard-bench-table")
-    plot = gr.Plot(label="Per language", elem_id="leaderboard-bench-chart")
+    task = tr.add(gr.Dropdown(label=t("bench_task", lang), choices=[], value=None, elem_id="leaderboard-bench-task"),
+                  label="bench_task")
+    table = tr.add(gr.Dataframe(label=t("bench_table", lang), interactive=False, elem_id="leaderboard-bench-table"),
+                   label="bench_table")
+    plot = tr.add(gr.Plot(label=t("bench_chart", lang), elem_id="leaderboard-bench-chart"), label="bench_chart")
 
-    def update(chosen):
+    def update(chosen, lg="en"):
         try:
-            text, tab, fig, tasks = bench_view(load_bench(), chosen)
+            said, tab, fig, tasks = bench_view(load_bench(), chosen)
         except (ValueError, TypeError, KeyError, OSError) as e:
             raise gr.Error(str(e)) from e
-        return text, gr.update(choices=tasks, value=chosen if chosen in tasks else (tasks[0] if tasks else None)), tab, fig
+        if not tasks:  # one line instead of an empty table and an empty chart
+            return (t("bench_empty", lg), gr.update(choices=[], value=None, visible=False), gr.update(visible=False),
+                    gr.update(visible=False))
+        # bench_view's own line is English with its plurals; other languages get the same numbers translated
+        return (said if lg == "en" else t("bench_status", lg, variants=len(tab), n=len(tasks)),
+                gr.update(choices=tasks, value=chosen if chosen in tasks else tasks[0], visible=True),
+                gr.update(value=tab, visible=True), gr.update(value=fig, visible=True))
 
+    inputs = [task] if ui_lang is None else [task, ui_lang]
     outputs = [status, task, table, plot]
-    refresh.click(update, inputs=[task], outputs=outputs)
-    task.input(update, inputs=[task], outputs=outputs)
-    gr.on(triggers=None, fn=lambda: update(None), inputs=[], outputs=outputs)
+    refresh.click(update, inputs=inputs, outputs=outputs)
+    task.input(update, inputs=inputs, outputs=outputs)
+    if ui_lang is not None:
+        ui_lang.change(update, inputs=inputs, outputs=outputs, api_visibility="private")
+    gr.on(triggers=None, fn=lambda: update(None, lang), inputs=[], outputs=outputs)

@@ -24,6 +24,10 @@ from eval_studio.ui.catalog import Catalog
 
 log = logging.getLogger(__name__)
 UPDATE_EVERY_S = 0.05
+# With nothing new for this long, the same snapshot is yielded again: Gradio's Stop closes the generator only
+# between two yields (it retries while the generator is running), so a column waiting in the queue or in a long
+# prefill must still come back to a yield now and then, or Stop would wait for its first token.
+HEARTBEAT_S = 0.5
 SAFE_ERRORS = (InputError, AdapterError, Busy, ValueError)  # refused input, a busy engine: written for users
 
 
@@ -85,7 +89,11 @@ def stream_columns(catalog: Catalog, jobs: list[Job]) -> Iterator[list[Column]]:
             yield list(cols)
         last = 0.0
         while not all(c.done for c in cols):
-            batch = [events.get()]
+            try:
+                batch = [events.get(timeout=HEARTBEAT_S)]
+            except queue.Empty:
+                yield list(cols)
+                continue
             # coalesce what arrives within UPDATE_EVERY_S: one UI update per burst, so re-rendering the page does
             # not compete with the decode worker for the interpreter on every token
             until = max(time.monotonic(), last + UPDATE_EVERY_S)

@@ -5,6 +5,10 @@ A missing translation falls back to English; a missing key is a bug and raises `
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from importlib import resources
+
 UI_LANGS = {"en": "English", "zh": "中文"}
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -21,8 +25,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "signed_in": {"en": "Signed in as **{name}** ({role}).", "zh": "已登录：**{name}**（{role}）。"},
     "signed_out": {"en": "Not signed in: arena votes are anonymous.", "zh": "未登录：竞技场投票为匿名。"},
     "login_failed": {"en": "Wrong user name or password.", "zh": "用户名或密码错误。"},
-    "no_users": {"en": "No accounts are configured (set BACTRIAN_USERS_FILE or BACTRIAN_USERS).",
-                 "zh": "未配置账号（请设置 BACTRIAN_USERS_FILE 或 BACTRIAN_USERS）。"},
+    "no_users": {"en": "Chat and Arena are open to everyone, and arena votes are anonymous. Annotating, judging and "
+                       "the admin tools need an account, and this studio has none.",
+                 "zh": "对话和竞技场对所有人开放，竞技场投票为匿名。标注、评审和管理需要账号，而本工作室没有设置账号。"},
     # tabs
     "tab_chat": {"en": "Chat", "zh": "对话"},
     "tab_arena": {"en": "Arena", "zh": "竞技场"},
@@ -51,6 +56,17 @@ STRINGS: dict[str, dict[str, str]] = {
     "model_error": {"en": "This model failed: {error}", "zh": "该模型出错：{error}"},
     "bad_params": {"en": "Bad generation parameters: {error}", "zh": "生成参数有误：{error}"},
     "rate_limited": {"en": "Too many requests: try again in {seconds} s.", "zh": "请求过多，请 {seconds} 秒后再试。"},
+    "stop": {"en": "■ Stop", "zh": "■ 停止"},
+    "examples": {"en": "Try an example:", "zh": "试试这些例子："},
+    "demo_note": {
+        "en": "These are **small demo models** (Gemma 3 270M with LoRA adapters trained for minutes on a CPU): answers "
+              "are short and often wrong, and this is on purpose, so the studio runs anywhere. To use real models, "
+              "point the studio at a served engine: `BACTRIAN_ENGINE_URL=http://gpu-box:8000/v1 python app.py` "
+              "(README, \"Serving engines\": vLLM or `bactrian serve` with e.g. BLOOM-7B and the paper's adapters).",
+        "zh": "这里是**小型演示模型**（Gemma 3 270M 加上在 CPU 上训练几分钟的 LoRA 适配器）：回答较短且常有错误，"
+              "这样工作室在任何机器上都能运行。若要使用真实模型，请让工作室连接一个推理服务："
+              "`BACTRIAN_ENGINE_URL=http://gpu-box:8000/v1 python app.py`（见 README“Serving engines”：vLLM 或 "
+              "`bactrian serve`，例如 BLOOM-7B 与论文的适配器）。"},
     # arena
     "arena_intro": {"en": "Ask one question; two models answer side by side. Vote when both are done.",
                     "zh": "提一个问题，两个模型并排回答。两边都答完后投票。"},
@@ -63,6 +79,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "hidden_b": {"en": "Model B (hidden)", "zh": "模型 B（隐藏）"},
     "revealed": {"en": "A was **{a}**, B was **{b}**.", "zh": "A 是 **{a}**，B 是 **{b}**。"},
     "question_lang": {"en": "Language of your question", "zh": "提问语言"},
+    "question_lang_info": {"en": "Detected from your question when you send it; choose one to fix it.",
+                           "zh": "发送时根据问题自动识别；手动选择则固定。"},
     "vote_a": {"en": "A is better", "zh": "A 更好"},
     "vote_b": {"en": "B is better", "zh": "B 更好"},
     "vote_tie": {"en": "Tie", "zh": "平局"},
@@ -115,9 +133,67 @@ STRINGS: dict[str, dict[str, str]] = {
                      "zh": "运行 {id}：{status} — {done}/{total} 次调用，{errors} 个错误。{message}"},
     "judge_idle": {"en": "No run started in this session.", "zh": "本会话尚未开始评审。"},
     "judge_no_pairs": {"en": "There are no stored pairs to judge.", "zh": "没有可评审的答案对。"},
+    "judge_unreachable": {"en": "**The judge endpoint could not be reached** at {url}: nothing was judged. Is the server "
+                                "running, and does the URL end in `/v1` (e.g. `http://127.0.0.1:8000/v1` for "
+                                "`bactrian serve`)?",
+                          "zh": "**无法连接评审接口** {url}：没有评审任何内容。服务器是否在运行？地址是否以 `/v1` 结尾"
+                                "（例如 `bactrian serve` 的 `http://127.0.0.1:8000/v1`）？"},
+    "judge_failures": {"en": "First failed calls of this run (reason and the judge's raw output)",
+                       "zh": "本次运行最先失败的调用（原因及评审的原始输出）"},
     "admin_only": {"en": "Admins only: sign in with an admin account.", "zh": "仅限管理员：请用管理员账号登录。"},
     "recent_runs": {"en": "Recent runs", "zh": "最近的运行"},
     "refresh": {"en": "↻ Refresh", "zh": "↻ 刷新"},
+    # leaderboard
+    "lb_filters": {"en": "Filters and rating options", "zh": "筛选与评分选项"},
+    "lb_languages": {"en": "Languages", "zh": "语言"},
+    "lb_group": {"en": "Language group (paper)", "zh": "语言组（论文）"},
+    "lb_all": {"en": "all", "zh": "全部"},
+    "lb_categories": {"en": "Categories", "zh": "类别"},
+    "lb_annotators": {"en": "Annotators / judges", "zh": "标注者 / 评审"},
+    "lb_evidence": {"en": "Evidence", "zh": "证据类型"},
+    "kind_blind": {"en": "Blind battles", "zh": "盲测对战"},
+    "kind_named": {"en": "Named battles", "zh": "具名对战"},
+    "kind_annotation": {"en": "Annotation votes", "zh": "标注投票"},
+    "kind_judge": {"en": "Judge verdicts", "zh": "评审结论"},
+    "lb_judge_prompt": {"en": "Judge prompt (one per judge)", "zh": "评审提示词（每个评审一个）"},
+    "lb_min_battles": {"en": "Provisional below (battles)", "zh": "少于此对战数为暂定"},
+    "lb_since": {"en": "Since (UTC date)", "zh": "起始日期（UTC）"},
+    "lb_until": {"en": "Until (UTC date, inclusive)", "zh": "截止日期（UTC，含当天）"},
+    "lb_method": {"en": "Rating", "zh": "评分方法"},
+    "lb_elo": {"en": "Online Elo", "zh": "在线 Elo"},
+    "lb_ties": {"en": "Ties", "zh": "平局"},
+    "lb_half": {"en": "half a win", "zh": "算半场胜"},
+    "lb_drop": {"en": "dropped", "zh": "忽略"},
+    "lb_rounds": {"en": "Bootstrap rounds", "zh": "自助法轮数"},
+    "lb_table": {"en": "Ratings", "zh": "评分"},
+    "lb_empty": {"en": "**No votes yet.** Ratings, charts and agreement appear here once visitors vote in the Arena "
+                       "or annotators rate pairs (an admin can also import judgments). Benchmark results are below.",
+                 "zh": "**还没有投票。**访客在竞技场投票或标注者评价答案对之后（管理员也可以导入评审结果），评分、图表和一致性会显示在这里。"
+                       "基准测试结果在下方。"},
+    "lb_no_match": {"en": "**No battles match these filters** ({total} stored). Widen the filters above.",
+                    "zh": "**没有符合筛选条件的对战**（共存 {total} 场）。请放宽上面的筛选条件。"},
+    "lb_status": {"en": "{n} of {total} battles match; {models} models.", "zh": "{total} 场对战中 {n} 场符合；{models} 个模型。"},
+    "lb_provisional": {"en": "{n} provisional (few battles; shrunk towards 1000 by the prior).",
+                       "zh": "{n} 个为暂定（对战少，被先验拉向 1000）。"},
+    "lb_position": {"en": "Judge position consistency {consistency:.3f} over {pairs} both-order pairs (biased to first "
+                          "{first:.3f}, to second {second:.3f}).",
+                    "zh": "评审位置一致性 {consistency:.3f}，基于 {pairs} 个双向顺序的答案对（偏向第一个 {first:.3f}，偏向第二个 {second:.3f}）。"},
+    "lb_warning": {"en": "Warning: {warning}.", "zh": "警告：{warning}。"},
+    "fig_ratings": {"en": "Ratings", "zh": "评分"},
+    "fig_win_fraction": {"en": "Win fraction", "zh": "胜率矩阵"},
+    "fig_battle_count": {"en": "Battle count", "zh": "对战次数"},
+    "fig_language_model": {"en": "Language x model", "zh": "语言 × 模型"},
+    "fig_category_model": {"en": "Category x model", "zh": "类别 × 模型"},
+    "fig_win_tie_loss": {"en": "Win / tie / loss", "zh": "胜 / 平 / 负"},
+    "fig_length_control": {"en": "Length-controlled win rate", "zh": "长度控制胜率"},
+    "fig_agreement": {"en": "Agreement", "zh": "一致性"},
+    "bench_title": {"en": "### Benchmarks (zero-shot; averages over languages, %)", "zh": "### 基准测试（零样本；各语言平均，%）"},
+    "bench_task": {"en": "Benchmark", "zh": "基准"},
+    "bench_table": {"en": "Benchmarks (paper Table 4)", "zh": "基准测试（论文表 4）"},
+    "bench_chart": {"en": "Per language", "zh": "按语言"},
+    "bench_empty": {"en": "No benchmark results yet: `bactrian bench --out r.json`, then `bactrian studio import-bench r.json`.",
+                    "zh": "还没有基准测试结果：先运行 `bactrian bench --out r.json`，再运行 `bactrian studio import-bench r.json`。"},
+    "bench_status": {"en": "{variants} model variant(s) on {n} benchmark(s).", "zh": "{variants} 个模型变体，{n} 个基准。"},
     # admin
     "admin_intro": {"en": "Export and import need a signed-in account with the admin role.",
                     "zh": "导出和导入需要以管理员身份登录。"},
@@ -143,6 +219,18 @@ STRINGS: dict[str, dict[str, str]] = {
     "store_summary": {"en": "Store", "zh": "数据库"},
     "error": {"en": "Error: {error}", "zh": "错误：{error}"},
 }
+
+
+@lru_cache(maxsize=1)
+def _examples() -> dict[str, list[str]]:
+    raw = json.loads(resources.files("eval_studio.ui.data").joinpath("examples.json").read_text("utf-8"))
+    return {k: list(v) for k, v in raw.items() if not k.startswith("_")}
+
+
+def examples(lang: str) -> list[str]:
+    """The example prompts shown under Chat for a UI language (``ui/data/examples.json``), English as fallback."""
+    table = _examples()
+    return table.get(lang) or table["en"]
 
 
 def t(key: str, lang: str = "en", **fmt: object) -> str:

@@ -16,7 +16,7 @@ from eval_studio.ui.text import t
 def params_block(tr: Translator, defaults: dict[str, Any], lang: str, prefix: str) -> list[gr.components.Component]:
     """The generation-parameter sliders (max tokens, temperature, top-p, top-k, repetition penalty, seed)."""
     d = GenerationParams(**{k: v for k, v in defaults.items() if k in GenerationParams.__dataclass_fields__})
-    with tr.add(gr.Accordion(t("params", lang), open=False), label="params"):
+    with tr.add(gr.Accordion(t("params", lang), open=False, elem_id=f"{prefix}-params"), label="params"):
         with gr.Row():
             comps = [
                 tr.add(gr.Slider(1, 1024, value=d.max_new_tokens, step=1, label=t("max_new_tokens", lang), elem_id=f"{prefix}-max-tokens"), label="max_new_tokens"),
@@ -40,6 +40,12 @@ def message_row(tr: Translator, lang: str, prefix: str) -> tuple[gr.Textbox, gr.
                                 elem_id=f"{prefix}-input"), label="message", placeholder="placeholder")
         send = tr.add(gr.Button(t("send", lang), variant="primary", scale=1, elem_id=f"{prefix}-send"), value="send")
     return msg, send
+
+
+def stop_button(tr: Translator, lang: str, prefix: str) -> gr.Button:
+    """Stop: wired with ``cancels=[...]`` to the tab's generating events. Gradio then closes the handler's generator,
+    and closing ``stream_columns`` cancels every column's request at the service's next decode step."""
+    return tr.add(gr.Button(t("stop", lang), variant="stop", elem_id=f"{prefix}-stop"), value="stop")
 
 
 def language_choices() -> list[tuple[str, str]]:

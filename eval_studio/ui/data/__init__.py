@@ -1,0 +1,1 @@
+"""Data files of the studio's UI (example prompts), read with ``importlib.resources``."""
