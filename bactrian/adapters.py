@@ -1,4 +1,7 @@
-"""Adapters: discovery, validation, and hot-swapping many LoRA adapters on one base model.
+"""Adapters: discovery, resolution by name, validation, and hot-swapping many LoRA adapters on one base model.
+
+The demo adapters ship as package data (``bactrian/data/adapters/<base>/``); the user's own live in
+``$BACTRIAN_HOME/adapters``. ``resolve_adapter`` is the one way a name becomes an adapter.
 
 All adapters for one base live on one ``PeftModel``; switching never reloads the base. A memory budget
 unloads the least recently used adapters. An adapter for another base, or a corrupt folder, is refused with
@@ -14,6 +17,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -149,13 +153,57 @@ def _check_bin(path: Path, label: str) -> None:
         raise AdapterError(f"adapter {label!r}: {path.name} is not a state dict of named tensors")
 
 
-def default_search_dirs(base_name: str) -> list[Path]:
-    """Demo adapters shipped in the repo, then the user's own (``$BACTRIAN_HOME/adapters``)."""
-    repo_assets = Path(__file__).resolve().parent.parent / "assets" / "adapters" / base_name
+def shipped_adapters_dir() -> Path:
+    """The demo adapters shipped as package data, one subfolder per base (``bactrian/data/adapters/<base>/``).
+
+    A plain folder: packages are installed unpacked, and peft reads adapters from files on disk.
+    """
+    return Path(str(resources.files("bactrian.data").joinpath("adapters")))
+
+
+def user_adapters_dir() -> Path:
+    """The user's own adapters (``$BACTRIAN_HOME/adapters``): one subfolder per base, or adapters filed loose."""
     from .settings import home as bactrian_home
 
-    home = bactrian_home()
-    return [repo_assets, home / "adapters" / base_name, home / "adapters"]
+    return bactrian_home() / "adapters"
+
+
+def default_search_dirs(base_name: str) -> list[Path]:
+    """Demo adapters shipped with the package, then the user's own for this base, then the user's loose ones."""
+    user = user_adapters_dir()
+    return [shipped_adapters_dir() / base_name, user / base_name, user]
+
+
+def other_base_dirs(base_name: str) -> list[Path]:
+    """The per-base folders (shipped and the user's) of every base except ``base_name``."""
+    roots = (shipped_adapters_dir(), user_adapters_dir())
+    return [sub for root in roots if root.is_dir() for sub in sorted(root.iterdir())
+            if sub.is_dir() and sub.name != base_name]
+
+
+def resolve_adapter(value: str | Path, base_name: str, extra_dirs: Iterable[str | Path] = ()) -> AdapterInfo:
+    """The adapter ``value`` names: a folder; else a name in ``extra_dirs`` then ``default_search_dirs(base_name)``;
+    else a name filed under another base; else a Hub id (owner/name). Raises AdapterError when none fits.
+
+    The adapter is not checked against the base: one found under another base is returned so that the caller's
+    ``matches_base`` check can name the base it was made for.
+    """
+    folder = Path(value).expanduser()
+    if folder.is_dir():
+        return read_adapter(folder)
+    value = str(value)
+    found, _problems = discover([*extra_dirs, *default_search_dirs(base_name)])
+    by_name = {a.name: a for a in found}
+    if value in by_name:
+        return by_name[value]
+    elsewhere, _problems = discover(other_base_dirs(base_name))
+    other = next((a for a in elsewhere if a.name == value), None)
+    if other is not None:
+        return other
+    if value.count("/") == 1 and not value.startswith((".", "/")):
+        return read_adapter(fetch_adapter(value), name=value)
+    known = ", ".join(sorted(by_name)) or "none found"
+    raise AdapterError(f"adapter {value!r}: not a folder and not a known adapter name (known for {base_name}: {known})")
 
 
 def discover(dirs: Iterable[str | Path]) -> tuple[list[AdapterInfo], list[str]]:
@@ -275,7 +323,7 @@ class AdapterSet:
         if hasattr(self.model, "peft_config") and name in self.model.peft_config:
             try:
                 self.model.delete_adapter(name)
-            except Exception:  # a half-loaded adapter may not delete cleanly; it is unusable either way
+            except Exception:  # noqa: BLE001 - a half-loaded adapter may not delete cleanly; it is unusable either way
                 log.warning("could not fully remove adapter %s", name)
 
     def _evict(self) -> None:

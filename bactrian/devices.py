@@ -112,7 +112,7 @@ def _mps_can(dtype: "torch.dtype") -> bool:  # noqa: F821
     try:
         (torch.ones(2, 2, dtype=dtype, device="mps") @ torch.ones(2, 2, dtype=dtype, device="mps")).cpu()
         return True
-    except Exception:  # an older macOS without bfloat16 on MPS, for one
+    except Exception:  # noqa: BLE001 - an older macOS without bfloat16 on MPS, for one
         return False
 
 

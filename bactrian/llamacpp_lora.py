@@ -83,7 +83,7 @@ def check_converted(path: Path, info: AdapterInfo, base_name: str) -> str | None
         fields = {k: reader.fields[k].contents() for k in (KEY_SHA, KEY_VERSION, KEY_BASE) if k in reader.fields}
         tensors = len(reader.tensors)
         end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
-    except Exception as e:  # truncated or garbage: GGUFReader raises ValueError, IndexError, ...
+    except Exception as e:  # noqa: BLE001 - truncated or garbage: GGUFReader raises ValueError, IndexError, ...
         return f"unreadable ({type(e).__name__}: {e})"
     if fields.get(KEY_SHA) != info.sha256:
         return f"it was converted from other weights ({str(fields.get(KEY_SHA))[:12]}, expected {info.digest})"

@@ -140,11 +140,12 @@ _ROWS = (
     Var("BACTRIAN_OVERLAP", "int", 2, "studio: k, annotators per pair", part="studio"),
     Var("BACTRIAN_TASK", "text", "demo", "studio: the annotation task the Annotate tab serves", part="studio"),
     Var("BACTRIAN_QUESTIONS", "text", None, "studio: question set imported at start (JSONL)",
-        "`assets/questions/demo_questions.jsonl`", part="studio"),
+        "the demo questions (package data: `eval_studio/data/questions/demo_questions.jsonl`)", part="studio"),
     Var("BACTRIAN_PREGENERATE", "int", 12, "studio: questions answered by two local variants at start, in the "
         "background", part="studio"),
     Var("BACTRIAN_BENCH_RESULTS", "paths", None, "studio: `bactrian bench` JSON files or folders ingested at start "
-        "(`os.pathsep`-separated); empty: none", "`bench/results`", part="studio", empty_is_value=True),
+        "(`os.pathsep`-separated); empty: none", "the recorded results (`eval_studio/data/bench_results`)", part="studio",
+        empty_is_value=True),
     Var("BACTRIAN_GEN_DEFAULTS", "json", None, "studio: JSON object of default generation parameters", "`{}`",
         part="studio"),
     Var("BACTRIAN_UI_LANG", "text", "en", "studio: initial UI language (`en`, `zh`)", part="studio"),

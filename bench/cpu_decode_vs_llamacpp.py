@@ -21,6 +21,7 @@ import platform
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -141,7 +142,7 @@ def torch_service(engine: Engine, threads: int):
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
                  platform.processor())
     return f"{model}, {cpu_count()} cores, {platform.system()} {platform.release()}"
 

@@ -14,6 +14,7 @@ import argparse
 import os
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +84,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--skip-engine", action="store_true", help="only the LM-head kernel (no embedded model needed)")
     args = p.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
     for threads in args.threads:
         torch.set_num_threads(threads)
         load = " / ".join(f"{x:.2f}" for x in os.getloadavg())

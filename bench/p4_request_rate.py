@@ -4,7 +4,7 @@ paper's full job (67,017 rows x 52 languages, gpt-3.5-turbo, Google Translate).
 
     python bench/p4_request_rate.py [--delay 0.2] [--concurrency 32] [--requests 960] [--repeat 1] [--no-estimate]
 
-The stub server (aiohttp, pipelines/data/stubapi.py) runs in its own process; its CPU time is read from /proc
+The stub server (aiohttp, tests/stubapi.py) runs in its own process; its CPU time is read from /proc
 and printed, together with the client's CPU time and the load average, so a short rate can be attributed.
 """
 
@@ -63,8 +63,8 @@ def rate(delay: float, concurrency: int, n: int) -> dict:
     _warm_imports()
     port = _free_port()
     # The server runs in its own process so it does not share the client's interpreter lock.
-    server = subprocess.Popen([sys.executable, "-m", "pipelines.data.stubapi", "--port", str(port), "--delay", str(delay)],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "tests.stubapi", "--port", str(port), "--delay", str(delay)],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])  # tests/ is a package there
     try:
         server.stdout.readline()  # "stub API on ..."
         spec = RespondSpec(model="stub", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None,

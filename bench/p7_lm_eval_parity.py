@@ -8,7 +8,7 @@ For the embedded Gemma base, with and without an adapter, it runs
      (lm-eval loads everything itself),
 and prints one row per task and language with both accuracies; exit code 1 if any differ.
 
-Without ``--adapter`` it uses ``assets/adapters/gemma-3-270m/demo-multi`` when present, otherwise it creates a
+Without ``--adapter`` it uses ``bactrian/data/adapters/gemma-3-270m/demo-multi`` when present, otherwise it creates a
 small LoRA for gemma-3-270m with random (non-zero) A and B matrices, so the adapter really changes the scores.
 
     BACTRIAN_CACHE=/tmp/bcache python bench/p7_lm_eval_parity.py --limit 20
@@ -87,7 +87,7 @@ def main() -> int:
         print(f"error: benchmark data not found at {args.data_root}", file=sys.stderr)
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    demo = ROOT / "assets" / "adapters" / "gemma-3-270m" / "demo-multi"
+    demo = ROOT / "bactrian" / "data" / "adapters" / "gemma-3-270m" / "demo-multi"
     work = Path(tempfile.mkdtemp(prefix="p7-"))
     adapter = Path(args.adapter) if args.adapter else demo if demo.is_dir() else random_adapter(work / "random-lora")
 

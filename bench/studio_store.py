@@ -25,7 +25,7 @@ from eval_studio.store.tasks import (
 )
 
 
-def _parallel(n_threads: int, work) -> tuple[float, list[float], int]:  # noqa: ANN001
+def _parallel(n_threads: int, work) -> tuple[float, list[float], int]:
     latencies: list[float] = []
     errors: list[BaseException] = []
     lock = threading.Lock()

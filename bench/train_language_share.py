@@ -79,7 +79,7 @@ def trained_rows(adapter_dir: Path, rows: list[dict]) -> set[int] | None:
     path = Path(d.path) if Path(d.path).is_absolute() else REPO / d.path
     try:
         recs = load_records(DataSettings(**dict(recipe["data"], path=str(path))))
-    except Exception:  # data moved or changed: nothing to claim
+    except Exception:  # noqa: BLE001 - data moved or changed: nothing to claim
         return None
     train, _ = split_eval(recs, d.eval_fraction, d.eval_max, d.seed)
     key = {(r.instruction, r.input, r.output) for r in train}
@@ -89,7 +89,7 @@ def trained_rows(adapter_dir: Path, rows: list[dict]) -> set[int] | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(REPO / "assets/instructions/demo.jsonl"))
-    ap.add_argument("--adapters", default=str(REPO / "assets/adapters/gemma-3-270m"))
+    ap.add_argument("--adapters", default=str(REPO / "bactrian/data/adapters/gemma-3-270m"))
     ap.add_argument("--base", default="gemma-3-270m")
     ap.add_argument("--per-language", type=int, default=20)
     ap.add_argument("--max-new-tokens", type=int, default=40)
@@ -204,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         got = [a for a in answers if a["config"] == label]
         if got:
             k = len(got)
-            share = lambda key: f"{sum(bool(a[key]) for a in got)}/{k}"
+
+            def share(key: str) -> str:
+                return f"{sum(bool(a[key]) for a in got)}/{k}"
+
             empty = sum(not a["answer"] for a in got)
             print(f"| {label} | {k} | {share('stopped')} | {share('template_echo')} | {empty}/{k} | "
                   f"{sum(len(a['answer']) for a in got) / k:.0f} |")

@@ -14,11 +14,10 @@ import sys
 from typing import Any
 
 # (module, command shown if it is broken, what it adds): each module's ``register(studio_sub)`` adds its own
-# sub-commands. A module that does not exist (yet) is skipped; one that fails to import is listed as unavailable.
+# sub-commands; one that fails to import (a missing extra) is listed as unavailable.
 EXTENSIONS = (
     ("eval_studio.ratings_cli", "ratings", "ratings, agreement, report"),
     ("eval_studio.protocol_cli", "eval", "the paper's evaluation protocol: eval"),
-    ("eval_studio.ui.cli", "serve", "the Gradio app: serve"),
 )
 
 

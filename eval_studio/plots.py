@@ -12,9 +12,10 @@ from eval_studio import agreement, length_control, paper_views, ratings, style_c
 from eval_studio.battle_table import validate_battles
 
 FIGURE_IDS = ("ratings", "win_fraction", "battle_count", "language_model", "category_model", "win_tie_loss",
-              "length_control", "agreement")
-# figures the dashboard builds beyond FIGURE_IDS (the report shows them; a Leaderboard may add them)
-EXTRA_FIGURE_IDS = ("style_control",)
+              "length_control", "style_control", "agreement")
+# figures the dashboard builds beyond FIGURE_IDS: none now that the Leaderboard shows style control too (kept, empty,
+# for callers that show ``FIGURE_IDS + EXTRA_FIGURE_IDS``)
+EXTRA_FIGURE_IDS: tuple[str, ...] = ()
 
 
 def _empty(title: str, why: str = "no battles match the filters") -> go.Figure:
@@ -120,6 +121,28 @@ class Dashboard:
     style: pd.DataFrame = field(default_factory=pd.DataFrame)  # style_control.style_control (point estimates)
     paper: dict[str, pd.DataFrame] = field(default_factory=dict)  # paper_views.paper_tables
     agreement_by_language: pd.DataFrame = field(default_factory=pd.DataFrame)  # agreement.human_judge_by
+
+
+# the paper views and human-judge agreement as display tables (``paper_view_tables``), with the digits they show
+PAPER_VIEW_DIGITS = {"score_averages": 2, "scores_by_language": 2, "scores_by_category": 2, "wins_by_language": 0,
+                     "wins_by_category": 0, "agreement_by_language": 3}
+
+
+def paper_view_tables(dash: Dashboard) -> dict[str, pd.DataFrame]:
+    """The paper views of ``dash`` as tables, keyed and ordered as ``PAPER_VIEW_DIGITS`` (the HTML report and the
+    Leaderboard both show these): average judge score overall; per language and per category (one row per
+    language or category, one column per model); win / tie / loss per language and per category; human-judge
+    agreement per language. Empty (``{}``) when no battle is between two different models."""
+    p = dash.paper
+    if not p or p["win_tie_loss"].empty:
+        return {}
+    out = {"score_averages": p["score_averages"]}
+    for by in ("language", "category"):
+        wide = paper_views.pivot(p[f"scores_by_{by}"], by, "mean_score")
+        out[f"scores_by_{by}"] = wide.rename_axis(columns=None).reset_index() if not wide.empty else wide
+    out.update({f"wins_by_{by}": p[f"wins_by_{by}"] for by in ("language", "category")})
+    out["agreement_by_language"] = dash.agreement_by_language
+    return out
 
 
 def dashboard(df: pd.DataFrame, *, method: str = "bt", rounds: int = 100, seed: int = 0, ties: str = "half",

@@ -18,7 +18,6 @@ pair judged in both orders, and the paper's views.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import threading
@@ -33,7 +32,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from bactrian.generation import GenerationParams
-from bactrian.recipes import RecipeError, build_dataclass, read_yaml, set_dotted
+from bactrian.recipes import Overrides, RecipeError, load
 from bactrian.service import Busy, GenerationService, GenRequest, generate
 
 from eval_studio.io.imports import read_questions
@@ -118,25 +117,28 @@ class ProtocolRecipe:
         return self.task or self.name
 
 
-def parse_protocol_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> ProtocolRecipe:
-    data = copy.deepcopy(data)
-    for k, v in (overrides or {}).items():
-        set_dotted(data, k, v)
-    recipe = build_dataclass(ProtocolRecipe, data, "")
+def _check(recipe: ProtocolRecipe) -> None:
     names = [v.name for v in recipe.variants]
     if len(names) < 2 or len(set(names)) != len(names):
-        raise RecipeError(f"variants: at least two, with different names (got {names})")
+        raise RecipeError(f"at least two, with different names (got {names})", key="variants")
     local = [v.name for v in recipe.variants if v.url is None]
     if local and not (recipe.engine.url or recipe.engine.base):
-        raise RecipeError(f"engine: give url or base for the variants without a url of their own ({', '.join(local)})")
+        raise RecipeError(f"give url or base for the variants without a url of their own ({', '.join(local)})",
+                          key="engine")
     if recipe.engine.url and recipe.engine.base:
-        raise RecipeError("engine: url or base, not both")
-    recipe.generation.params()
-    return recipe
+        raise RecipeError("url or base, not both", key="engine")
+    try:
+        recipe.generation.params()
+    except ValueError as e:  # GenerationParams' own check: the same error format as every other recipe problem
+        raise RecipeError(str(e), key="generation") from None
 
 
-def load_protocol_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> ProtocolRecipe:
-    return parse_protocol_recipe(read_yaml(path), overrides)
+def parse_protocol_recipe(data: dict[str, Any], overrides: Overrides = None) -> ProtocolRecipe:
+    return load(ProtocolRecipe, data, overrides, check=_check)
+
+
+def load_protocol_recipe(path: str | Path, overrides: Overrides = None) -> ProtocolRecipe:
+    return load(ProtocolRecipe, path, overrides, check=_check)
 
 
 # -- services ----------------------------------------------------------------------------------------------------

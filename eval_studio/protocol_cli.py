@@ -29,14 +29,14 @@ def register(studio_subparsers: Any) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from bactrian.recipes import RecipeError, parse_overrides
+    from bactrian.recipes import RecipeError
 
     from eval_studio.protocol import load_protocol_recipe, run_protocol
     from eval_studio.store.db import open_store
     from eval_studio.store.repo import StoreError
 
     try:
-        recipe = load_protocol_recipe(args.recipe, parse_overrides(args.set))
+        recipe = load_protocol_recipe(args.recipe, args.set)
         db = open_store(args.db or recipe.db)
         t0 = time.monotonic()
 

@@ -19,8 +19,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from eval_studio import bench_views
-from eval_studio.paper_views import pivot
-from eval_studio.plots import EXTRA_FIGURE_IDS, FIGURE_IDS, Dashboard, dashboard
+from eval_studio.plots import FIGURE_IDS, PAPER_VIEW_DIGITS, Dashboard, dashboard, paper_view_tables
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -85,26 +84,32 @@ def bench_section(bench: list[dict] | None) -> str:
             f'{_table_html(table, "bench-table", "No benchmark results.", 2)}{charts}</section>')
 
 
+# paper_view_tables' names -> (table id, heading, note, text when empty)
+_PAPER_HTML = {
+    "score_averages": ("paper-score_averages", "Average judge score", "", "No judge scores."),
+    "scores_by_language": ("paper-scores-by-language", "Average score per language", "", "No judge scores."),
+    "scores_by_category": ("paper-scores-by-category", "Average score per category", "", "No judge scores."),
+    "wins_by_language": ("paper-wins-by-language", "Win / tie / loss per language", "", "No judge scores."),
+    "wins_by_category": ("paper-wins-by-category", "Win / tie / loss per category", "", "No judge scores."),
+    "agreement_by_language": (
+        "agreement-by-language", "Human-judge agreement per language",
+        "Items labelled by both people and a judge (e.g. arena battles judged with "
+        "<code>bactrian studio judge --source battles</code>).", "No item has both a human vote and a judge verdict."),
+}
+
+
 def paper_section(dash: Dashboard) -> str:
     """The paper's views (average judge score overall, per language and category; win / tie / loss per language
     and category), human-judge agreement per language, and style control, as tables."""
-    p = dash.paper
-    if not p or p["win_tie_loss"].empty:
+    tables = paper_view_tables(dash)
+    if not tables:
         return ""
     parts = ['<section id="paper-views"><h2>Paper views</h2><p class="meta">Judge scores (0-10) are averaged '
              "over every verdict a model received (both answer orders merged); win / tie / loss counts every battle "
              "that matches the filters.</p>"]
-    tables = [("score_averages", p["score_averages"], "Average judge score", 2)]
-    for by in ("language", "category"):
-        wide = pivot(p[f"scores_by_{by}"], by, "mean_score")
-        tables.append((f"scores-by-{by}", wide.reset_index() if not wide.empty else wide, f"Average score per {by}", 2))
-    tables += [(f"wins-by-{by}", p[f"wins_by_{by}"], f"Win / tie / loss per {by}", 0) for by in ("language", "category")]
-    for tid, table, title, digits in tables:
-        parts.append(f"<h3>{title}</h3>{_table_html(table, f'paper-{tid}', 'No judge scores.', digits)}")
-    parts.append("<h3>Human-judge agreement per language</h3><p class=\"meta\">Items labelled by both people and a "
-                 "judge (e.g. arena battles judged with <code>bactrian studio judge --source battles</code>).</p>"
-                 + _table_html(dash.agreement_by_language, "agreement-by-language",
-                               "No item has both a human vote and a judge verdict.", 3))
+    for name, (table_id, title, note, empty) in _PAPER_HTML.items():
+        note = f'<p class="meta">{note}</p>' if note else ""
+        parts.append(f"<h3>{title}</h3>{note}{_table_html(tables[name], table_id, empty, PAPER_VIEW_DIGITS[name])}")
     sc = dash.style
     coefs = ", ".join(f"{k} {v:+.3f}" for k, v in sc.attrs.get("coefficients", {}).items()) or "none"
     parts.append(f"<h3>Style control</h3><p class=\"meta\">Bradley-Terry with answer length and markdown counts as "
@@ -119,7 +124,7 @@ def render_report(df: pd.DataFrame, *, title: str = "Bactrian-X Studio leaderboa
     """The report as an HTML string; ``bench``: rows of the ``benchmark_runs`` table, if any; ``calls``: the
     judges' per-call rows (position consistency); ``rating``: ``prior`` / ``min_battles`` for the ratings."""
     dash = dashboard(df, method=method, rounds=rounds, seed=seed, ties=ties, both_bad=both_bad, calls=calls, **rating)
-    charts = [_chart_html(dash.figures[name], f"fig-{name}", name) for name in FIGURE_IDS + EXTRA_FIGURE_IDS]
+    charts = [_chart_html(dash.figures[name], f"fig-{name}", name) for name in FIGURE_IDS]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = (f"{len(df)} battles &middot; {'Bradley-Terry' if method == 'bt' else 'online Elo'}, {rounds} bootstrap "
             f"rounds (seed {seed}), ties: {html.escape(ties)}, both bad: {html.escape(both_bad)}"

@@ -28,14 +28,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bactrian.client import Endpoint
 from bactrian.settings import VARIABLES, SettingsError, get
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_QUESTIONS = REPO / "assets" / "questions" / "demo_questions.jsonl"
-DEFAULT_BENCH_RESULTS = REPO / "bench" / "results"  # the results recorded in bench/RESULTS.md
+# Package data (eval_studio/data/), so a non-editable install has them too; plain folders, as the readers open files.
+_DATA = Path(str(resources.files("eval_studio.data")))
+DEFAULT_QUESTIONS = _DATA / "questions" / "demo_questions.jsonl"
+DEFAULT_BENCH_RESULTS = _DATA / "bench_results"  # the results recorded in bench/RESULTS.md
 
 
 __all__ = ["DEFAULT_BENCH_RESULTS", "DEFAULT_QUESTIONS", "ExternalModel", "Settings", "SettingsError", "parse_external_models"]
@@ -49,6 +52,11 @@ class ExternalModel:
     base_url: str
     model: str
     api_key_env: str | None = None  # the variable's name, never its value
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The project's one endpoint type (``bactrian.client``): what clients for this model are built from."""
+        return Endpoint(self.base_url, self.model, self.api_key_env)
 
 
 @dataclass(frozen=True)

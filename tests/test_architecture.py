@@ -36,3 +36,61 @@ def test_no_module_is_huge():
             if n > 550:
                 big.append(f"{f.relative_to(ROOT)}: {n} lines")
     assert not big, "\n".join(big)
+
+
+def _path_escapes(tree: ast.AST) -> list[tuple[int, str]]:
+    """Where a module builds a path above its own package folder: ``.parent.parent``, ``.parents[1]`` (or any
+    ``parents[...]`` but ``[0]``), ``os.path.dirname`` twice, or a ``..`` path part (in ``/``, ``Path(...)``,
+    ``joinpath`` or ``os.path.join``). Installed packages have no repository around them: use package data."""
+    hits: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "parent" and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "parent":
+            hits.append((node.lineno, ".parent.parent"))
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents" \
+                and not (isinstance(node.slice, ast.Constant) and node.slice.value == 0):
+            hits.append((node.lineno, "parents[...]"))
+        elif isinstance(node, ast.Call) and _call_name(node) == "dirname" and node.args \
+                and isinstance(node.args[0], ast.Call) and _call_name(node.args[0]) == "dirname":
+            hits.append((node.lineno, "dirname(dirname(...))"))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and (_is_up(node.left) or _is_up(node.right)):
+            hits.append((node.lineno, "/ '..'"))
+        elif isinstance(node, ast.Call) and _call_name(node) in ("Path", "PurePath", "joinpath", "join") \
+                and any(_is_up(a) for a in node.args):
+            hits.append((node.lineno, f"{_call_name(node)}(..., '..')"))
+    return hits
+
+
+def _call_name(node: ast.Call) -> str | None:
+    f = node.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+
+
+def _is_up(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.replace("\\", "/").split("/")[0] == ".."
+
+
+def test_no_package_module_builds_a_path_out_of_its_package():
+    """bactrian/, pipelines/ and eval_studio/ find their files as package data (importlib.resources), so a
+    non-editable install works (tests/test_install.py); app.py, bench/ and tests/ may use the repository."""
+    bad = []
+    for pkg in ("bactrian", "pipelines", "eval_studio"):
+        for f in (ROOT / pkg).rglob("*.py"):
+            for line, what in _path_escapes(ast.parse(f.read_text("utf-8"))):
+                bad.append(f"{f.relative_to(ROOT)}:{line}: {what}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_path_check_sees_the_usual_ways_out():
+    code = """
+from pathlib import Path
+import os
+a = Path(__file__).resolve().parent.parent / "assets"
+b = Path(__file__).parents[1]
+c = os.path.dirname(os.path.dirname(__file__))
+d = Path(__file__).parent / ".." / "bench"
+e = os.path.join(os.path.dirname(__file__), "../assets")
+ok = Path(__file__).parent / "migrations"
+ok2 = Path(__file__).parents[0]
+"""
+    assert sorted({line for line, _ in _path_escapes(ast.parse(code))}) == [4, 5, 6, 7, 8]

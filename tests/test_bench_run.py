@@ -97,7 +97,7 @@ def test_sentimentx_is_weighted_f1_per_language(tmp_path, tiny_base):
             ("It is a table", "neutral", "en"), ("Great value", "positive", "en"),
             ("Me encanta", "positive", "es"), ("Horrible", "negative", "es"), ("Es una mesa", "neutral", "es")]
     path = tmp_path / "sentimentx.jsonl"
-    path.write_text("".join(json.dumps({"text": t, "label": l, "language": g}) + "\n" for t, l, g in rows), "utf-8")
+    path.write_text("".join(json.dumps({"text": t, "label": lab, "language": g}) + "\n" for t, lab, g in rows), "utf-8")
     run = evaluate(plan(BenchRequest(model=str(tiny_base), tasks="sentimentx", sentimentx_file=str(path), cache_dir="")))
     assert {(r.language, r.metric, r.n) for r in run.records} == {("en", "f1", 4), ("es", "f1", 3)}
 

@@ -28,7 +28,7 @@ def studio(tmp_path_factory):
         pytest.skip("gemma-3-270m is not cached yet (set BACTRIAN_CACHE, or run the README's set-up command)")
     engine = Engine.load("gemma-3-270m", include_default_dirs=True)
     if "demo-zh" not in engine.adapters.names():
-        pytest.skip("the demo adapters are not in assets/adapters/gemma-3-270m (scripts/build_demo_adapters.sh)")
+        pytest.skip("the demo adapters are not in bactrian/data/adapters/gemma-3-270m (scripts/build_demo_adapters.sh)")
     settings = Settings(
         db_url=f"sqlite:///{tmp_path_factory.mktemp('gemma-browser') / 'studio.db'}", users_text=users_text(),
         pregenerate=0, questions_file=None,

@@ -4,7 +4,7 @@ import pytest
 
 from eval_studio.plots import FIGURE_IDS
 from eval_studio.report import write_report
-from eval_studio.synthetic import synthetic_battles
+from tests.synthetic import synthetic_battles
 from tests.browser import SCREENSHOTS, chromium_page
 
 pytestmark = pytest.mark.browser

@@ -27,7 +27,7 @@ def served_tiny(tmp_path):
 
     folder = make_tiny_base(tmp_path / "tiny-base")
     port = _free_port()
-    log = open(tmp_path / "serve.log", "w")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - the server writes to it until the fixture ends
     # One intra-op thread: for a 32-wide model torch's thread pool only adds synchronisation, and on a loaded
     # 2-core box each decode step then waited ~40 ms for the other thread (~1.1 s vs ~0.13 s for 8 requests x 24
     # tokens), which made generation most of this test's time. The requests still go through real decoding.

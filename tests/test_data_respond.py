@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
-from pipelines.data import stubapi
+from tests import stubapi
 from pipelines.data.limits import RateLimiter
 from pipelines.data.recipe import parse_recipe
 from pipelines.data.respond import run_respond

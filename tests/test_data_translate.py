@@ -3,9 +3,8 @@
 import asyncio
 import json
 
-import pytest
 
-from pipelines.data import stubapi
+from tests import stubapi
 from pipelines.data.recipe import parse_recipe
 from pipelines.data.sources import Row
 from pipelines.data.store import Store

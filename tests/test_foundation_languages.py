@@ -12,7 +12,7 @@ def test_52_languages_with_mbart_codes_and_groups():
     assert len(non_english_codes()) == 51
     assert get_language("zh").mbart == "zh_CN" and get_language("en").mbart == "en_XX"
     assert get_language("af_ZA").code == "af"
-    assert all(len(l.mbart) == 5 and l.native and l.script for l in langs.values())
+    assert all(len(x.mbart) == 5 and x.native and x.script for x in langs.values())
     assert eval_groups() == {"G1": ("es", "fr", "pt"), "G2": ("ar", "id", "zh"), "G3": ("de", "it", "ru"), "G4": ("ja", "ko", "tr")}
     assert get_language("ru").group == "G3" and get_language("sw").group is None
     assert parse_languages("G1,zh,zh") == ["es", "fr", "pt", "zh"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
-from bactrian.adapters import adapter_sha256, read_adapter
+from bactrian.adapters import adapter_sha256, read_adapter, shipped_adapters_dir
 from eval_studio.battle_table import lineage_label, names_with_many_digests
 from eval_studio.store import make_engine, open_store, read_session, upgrade_to_head
 from eval_studio.store.battles import load_battles
@@ -20,7 +20,7 @@ from eval_studio.store.models import AnnotationPair, Battle
 from eval_studio.store.repo import StoreError, record_battle, record_vote
 from eval_studio.store.tasks import Label, PairRecord, import_pairs, list_pairs
 
-DEMO_ZH = Path(__file__).resolve().parents[1] / "assets" / "adapters" / "gemma-3-270m" / "demo-zh"
+DEMO_ZH = shipped_adapters_dir() / "gemma-3-270m" / "demo-zh"
 D1 = "1a2b3c" + "0" * 58  # two lineages of demo-zh (full sha256 hex; the store keeps what it is given)
 D2 = "9f8e7d" + "1" * 58
 DEN = "abcdef" + "2" * 58
@@ -101,16 +101,16 @@ def test_the_base_has_no_digest_and_the_catalog_carries_adapter_digests(tiny_bas
 
 
 def test_the_arena_records_each_sides_digest(tiny_base, tiny_adapters, tiny_engine, tmp_path):
-    from eval_studio.ui.arena_tab import arena_turn, new_state, pick_models
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, pick_models
     from eval_studio.ui.common import make_params
     from eval_studio.ui.context import create_context
     from tests.ui_support import studio_settings
 
     ctx = create_context(studio_settings(tiny_base, tiny_adapters, tmp_path / "studio.db"), tiny_engine)
-    st = pick_models(ctx, new_state(), "named", ("alpha", tiny_engine.base_name), "en", random.Random(1))
+    st = pick_models(ctx, ArenaState(), "named", ("alpha", tiny_engine.base_name), "en", random.Random(1))
     *_, (_cols, st) = arena_turn(ctx, st, "Hello?", make_params(ctx.settings.gen_defaults, 4, 0.7, 0.95, 50, 1.0, 3), None)
     with read_session(ctx.db) as s:
-        b = s.get(Battle, st["battle_id"])
+        b = s.get(Battle, st.battle_id)
         assert (b.model_a, b.digest_a, b.digest_b) == ("alpha", ctx.catalog.get("alpha").digest, None)
     assert b.digest_a and len(b.digest_a) == 12
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from bactrian.adapters import AdapterError, read_adapter
+from bactrian.adapters import AdapterError, read_adapter, shipped_adapters_dir
 from bactrian.generation import GenerationParams
 from bactrian.prompter import InputError
 from bactrian.service import Busy, GenRequest, generate
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "assets" / "adapters" / "gemma-3-270m"
+DEMO = shipped_adapters_dir() / "gemma-3-270m"
 BASE = "gemma-3-270m"
 PROMPTS = ["Name three colours.", "用一句话介绍骆驼", "¿Cuál es la capital de España?", "Write a haiku about the sea.",
            "Explain photosynthesis to a child.", "Translate 'good morning' into French.", "List three uses of a camel.",

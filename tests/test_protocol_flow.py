@@ -19,7 +19,7 @@ from eval_studio.protocol import judged_battles, parse_protocol_recipe, read_ans
 from eval_studio.ratings import compute_ratings
 from eval_studio.store.db import open_store
 from eval_studio.store.tasks import list_pairs
-from pipelines.data import stubapi
+from tests import stubapi
 from pipelines.data.questions import parse_question_recipe, translate_questions
 from tests.helpers import LiveServer
 from tests.trust_support import ScriptedJudge

@@ -180,7 +180,7 @@ def test_position_consistency_by_order_and_by_pair_key():
 
 
 def test_summary_keys_and_matrix():
-    from eval_studio.synthetic import synthetic_battles
+    from tests.synthetic import synthetic_battles
 
     df = synthetic_battles({"x": 900.0, "y": 1000.0, "z": 1100.0}, 800, seed=1, judge_share=0.4, questions=20)
     out = ag.agreement_summary(df)

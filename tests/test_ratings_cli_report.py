@@ -11,7 +11,7 @@ import pytest
 
 from eval_studio.plots import EXTRA_FIGURE_IDS, FIGURE_IDS
 from eval_studio.ratings_cli import register
-from eval_studio.synthetic import synthetic_battles
+from tests.synthetic import synthetic_battles
 
 STRENGTHS = {"bx-zh": 1100.0, "bx-es": 1000.0, "base": 900.0}
 

@@ -8,7 +8,7 @@ import pytest
 
 from eval_studio import ratings
 from eval_studio.battle_table import filter_battles, outcomes, read_battles_jsonl, validate_battles
-from eval_studio.synthetic import synthetic_battles
+from tests.synthetic import synthetic_battles
 
 EIGHT = {f"m{i}": 1000.0 + 40.0 * (i - 4) for i in range(8)}
 

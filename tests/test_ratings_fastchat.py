@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from eval_studio import ratings
-from eval_studio.synthetic import synthetic_battles
+from tests.synthetic import synthetic_battles
 from tests import ratings_fastchat_ref as fc
 
 STRENGTHS = {"alpaca": 900.0, "bloom": 950.0, "bloomz": 1010.0, "bx-bloom": 1040.0, "bx-llama": 1090.0,

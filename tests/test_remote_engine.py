@@ -288,8 +288,8 @@ def test_studio_catalog_lists_what_the_remote_serves(ctx, local):
 
 def test_studio_chat_and_arena_on_the_remote_engine(ctx, local):
     from eval_studio.store.battles import load_battles
-    from eval_studio.ui.arena_tab import arena_turn, arena_vote, new_state, pick_models
-    from eval_studio.ui.chat_tab import chat_turn, new_chat
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, arena_vote, pick_models
+    from eval_studio.ui.chat_tab import ChatState, chat_turn
     from eval_studio.ui.common import make_params
     from eval_studio.ui.streaming import Job, stream_columns
 
@@ -299,26 +299,26 @@ def test_studio_chat_and_arena_on_the_remote_engine(ctx, local):
     assert a.ok and b.ok and len(snaps) > 2  # both streamed
     assert a.text == generate(local, GenRequest("alpha", HI, params=params)).text
 
-    snaps = list(chat_turn(ctx, new_chat(), "Hi", "gamma", params, ctx.users["bob"]))
+    snaps = list(chat_turn(ctx, ChatState(), "Hi", "gamma", params, ctx.users["bob"]))
     hist, st, col = snaps[-1]
-    assert col.ok and st["conversation_id"] and [m["role"] for m in st["history"]] == ["user", "assistant"]
+    assert col.ok and st.conversation_id and [m["role"] for m in st.history] == ["user", "assistant"]
     assert col.text == generate(local, GenRequest("gamma", HI, params=params)).text
 
-    st = pick_models(ctx, new_state(), "named", ("alpha", "beta"), "en", random.Random(1))
+    st = pick_models(ctx, ArenaState(), "named", ("alpha", "beta"), "en", random.Random(1))
     *_, (cols, st) = arena_turn(ctx, st, "Hi", make_params({}, 8, 0.7, 0.95, 50, 1.0, 3), None)
-    assert st["battle_id"] and not st["failed"] and all(c.ok for c in cols)
+    assert st.battle_id and not st.failed and all(c.ok for c in cols)
     arena_vote(ctx, st, "a", None)
     row = load_battles(ctx.db).iloc[-1]
     assert (row.model_a, row.model_b, row.winner) == ("alpha", "beta", "a")
     with sqlite3.connect(ctx.settings.db_url.removeprefix("sqlite:///")) as con:
-        stored = con.execute("SELECT answer_a, answer_b, digest_a, digest_b FROM battles WHERE id = ?", (st["battle_id"],)).fetchone()
+        stored = con.execute("SELECT answer_a, answer_b, digest_a, digest_b FROM battles WHERE id = ?", (st.battle_id,)).fetchone()
     assert stored == (cols[0].text, cols[1].text, ctx.catalog.get("alpha").digest, ctx.catalog.get("beta").digest)
 
 
 def test_studio_keeps_serving_when_the_remote_goes_down_mid_answer(tiny_base, tiny_adapters, tmp_path):
     """A real `bactrian serve` process, frozen mid-answer then killed: the column ends with an error, nothing is stored."""
-    from eval_studio.ui.arena_tab import arena_turn, new_state, pick_models
-    from eval_studio.ui.chat_tab import chat_turn, new_chat
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, pick_models
+    from eval_studio.ui.chat_tab import ChatState, chat_turn
     from eval_studio.ui.common import make_params
     from eval_studio.ui.context import create_context
     from tests.serve_support import ServeProcess
@@ -328,7 +328,7 @@ def test_studio_keeps_serving_when_the_remote_goes_down_mid_answer(tiny_base, ti
         ctx = create_context(studio_settings(tiny_base, tiny_adapters, tmp_path / "studio.db", engine_url=server.base_url,
                                              adapters_dirs=()), None)
         short = make_params({}, 6, 0.7, 0.95, 50, 1.0, -1)
-        *_, (_, st, col) = chat_turn(ctx, new_chat(), "Hi", "alpha", short, None)
+        *_, (_, st, col) = chat_turn(ctx, ChatState(), "Hi", "alpha", short, None)
         assert col.ok
         before = _counts(ctx)
 
@@ -350,15 +350,15 @@ def test_studio_keeps_serving_when_the_remote_goes_down_mid_answer(tiny_base, ti
         t0 = time.time()
         *_, (_, st3, col) = chat_turn(ctx, st, "Still there?", "alpha", short, None)
         assert "cannot reach" in col.error and st3 is st
-        arena = pick_models(ctx, new_state(), "named", ("alpha", "beta"), "en", random.Random(1))
+        arena = pick_models(ctx, ArenaState(), "named", ("alpha", "beta"), "en", random.Random(1))
         *_, (cols, arena) = arena_turn(ctx, arena, "Hi", short, None)
-        assert arena["failed"] and arena["battle_id"] is None and all(c.error for c in cols)
+        assert arena.failed and arena.battle_id is None and all(c.error for c in cols)
         assert time.time() - t0 < 15 and _counts(ctx) == before
 
         # and once the engine is back on the same address, the same studio answers again
         server = ServeProcess(tiny_base, tiny_adapters["root"], tmp_path, port=server.port).start()
         *_, (_, st4, col) = chat_turn(ctx, st, "Back?", "alpha", short, None)
-        assert col.ok and len(st4["history"]) == 4
+        assert col.ok and len(st4.history) == 4
     finally:
         server.stop()
 

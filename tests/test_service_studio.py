@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from bactrian.generation import GenerationParams
+from eval_studio.settings import DEFAULT_QUESTIONS
 
 from tests.ui_support import studio_settings
 
-DEMO_QUESTIONS = Path(__file__).resolve().parents[1] / "assets" / "questions" / "demo_questions.jsonl"
+DEMO_QUESTIONS = DEFAULT_QUESTIONS
 
 
 def test_background_pair_generation_does_not_delay_a_visitors_first_token(tiny_base, tiny_adapters, tiny_engine, tmp_path):

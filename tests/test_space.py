@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 
 from tests.ui_support import studio_settings
 
@@ -53,9 +52,9 @@ class FakeHub:
 
 def _vote(ctx, winner: str = "a") -> None:
     from bactrian.generation import GenerationParams
-    from eval_studio.ui.arena_tab import arena_turn, arena_vote, new_state, pick_models
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, arena_vote, pick_models
 
-    st = pick_models(ctx, new_state(), "named", ("alpha", "beta"), "en", random.Random(0))
+    st = pick_models(ctx, ArenaState(), "named", ("alpha", "beta"), "en", random.Random(0))
     *_, (_, st) = arena_turn(ctx, st, "Which is the capital of France?", GenerationParams(max_new_tokens=4, min_tokens=2), None)
     arena_vote(ctx, st, winner, None)
 

@@ -29,7 +29,6 @@ from eval_studio.store.repo import (
     record_battle,
     record_vote,
     start_conversation,
-    vote_counts,
 )
 
 
@@ -132,16 +131,12 @@ def test_battle_table_contract(engine):
     assert len(load_battles(str(engine.url))) == 2  # a URL works as well as an engine
 
 
-def test_conversations_turns_and_vote_counts(engine):
+def test_conversations_and_turns(engine):
     cid = start_conversation(engine, "demo-zh", annotator="ana", language="zh", params={"temperature": 0.2})
     add_turn(engine, cid, "user", "你好")
     add_turn(engine, cid, "assistant", "你好！")
     with pytest.raises(StoreError):
         add_turn(engine, cid, "robot", "x")
-    record_vote(engine, battle(engine), "a")
-    record_vote(engine, battle(engine), "tie")
-    counts = {c["model"]: c for c in vote_counts(engine)}
-    assert counts["demo-fr"]["wins"] == 1 and counts["gemma-3-270m"]["losses"] == 1 and counts["demo-fr"]["ties"] == 1
 
 
 def test_load_test_20_threads_x_10_votes(engine):

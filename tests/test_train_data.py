@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -73,7 +72,9 @@ def test_bad_records_name_the_line(tmp_path: Path) -> None:
 def test_pipeline_datasetdict_by_language_split_and_column(tmp_path: Path) -> None:
     from datasets import Dataset, DatasetDict
 
-    rows = lambda lang, n: [{"id": f"{lang}{i}", "instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(n)]
+    def rows(lang, n):
+        return [{"id": f"{lang}{i}", "instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(n)]
+
     DatasetDict({"zh": Dataset.from_list(rows("zh", 3)), "es": Dataset.from_list(rows("es", 2))}).save_to_disk(tmp_path / "by_split")
     got = load_records(DataSettings(source="pipeline", path=str(tmp_path / "by_split"), languages=["es"]))
     assert [(r.language, r.output) for r in got] == [("es", "a0"), ("es", "a1")]

@@ -36,13 +36,13 @@ def test_paper_recipes_in_repo_load() -> None:
 @pytest.mark.parametrize(
     "patch, message",
     [
-        ({"trian": {"lr": 1e-4}}, "unknown key(s) in the recipe: trian"),
-        ({"train": {"learning_rate": 1e-4}}, "unknown key(s) in section 'train': learning_rate"),
+        ({"trian": {"lr": 1e-4}}, "bad.yaml: unknown key(s) trian"),
+        ({"train": {"learning_rate": 1e-4}}, "bad.yaml: train: unknown key(s) learning_rate"),
         ({"lora": {"r": 0}}, "lora.r must be positive"),
         ({"lora": {"dropout": 1.5}}, "lora.dropout must be in [0, 1)"),
         ({"train": {"lr": -1}}, "train.lr must be in (0, 1)"),
         ({"train": {"batch_size": 10, "micro_batch_size": 4}}, "must be a multiple of train.micro_batch_size"),
-        ({"train": {"max_length": "long"}}, "train.max_length must be an integer"),
+        ({"train": {"max_length": "long"}}, "train.max_length: expected int, got 'long'"),
         ({"train": {"batching": "magic"}}, "train.batching must be one of"),
         ({"data": {"languages": ["zz"]}}, "data.languages: unknown language 'zz'"),
         ({"data": {"source": "ftp"}}, "data.source must be one of"),

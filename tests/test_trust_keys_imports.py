@@ -80,13 +80,13 @@ def test_7_redact_removes_the_key_bearer_tokens_and_key_like_strings():
 def test_7_a_key_echoed_by_the_upstream_reaches_no_visitor_store_export_or_log(ctx, server, tmp_path, caplog):
     from eval_studio.io import TABLES, export, import_pairs_file
     from eval_studio.judge import JudgeConfig, judge_pairs
-    from eval_studio.ui.chat_tab import chat_turn, new_chat
+    from eval_studio.ui.chat_tab import ChatState, chat_turn
     from eval_studio.ui.streaming import Job, stream_columns
 
     caplog.set_level(logging.DEBUG)
     # the studio's chat path: one visitor, the paid external model
-    *_, (history, state, col) = chat_turn(ctx, new_chat(), "hello", "paid", params(), None)
-    assert col.done and not col.ok and state["conversation_id"] is None
+    *_, (history, state, col) = chat_turn(ctx, ChatState(), "hello", "paid", params(), None)
+    assert col.done and not col.ok and state.conversation_id is None
     assert re.fullmatch(r"model paid is unavailable right now \(error id [0-9a-f]{8}\)", col.error), col.error
     error_id = col.error[-9:-1]
     assert error_id in caplog.text and "401" in caplog.text  # the operator can find the detail by the id
@@ -116,7 +116,7 @@ def test_7_a_key_echoed_by_the_upstream_reaches_no_visitor_store_export_or_log(c
 # -- 8. paid models and rate limits ----------------------------------------------------------------------
 def test_8_external_models_stay_out_of_anonymous_battles_by_default(ctx, server, tmp_path):
     from eval_studio.settings import Settings
-    from eval_studio.ui.arena_tab import new_state, pick_models
+    from eval_studio.ui.arena_tab import ArenaState, pick_models
     from eval_studio.ui.context import create_context
 
     assert Settings.from_env({}).battle_external is False
@@ -124,8 +124,8 @@ def test_8_external_models_stay_out_of_anonymous_battles_by_default(ctx, server,
     rng = random.Random(0)
 
     def drawn(context, user):
-        return {m for _ in range(40) for m in (lambda st: (st["model_a"], st["model_b"]))(
-            pick_models(context, new_state(), "battle", ("", ""), "en", rng, user=user))}
+        return {m for _ in range(40) for m in (lambda st: (st.model_a, st.model_b))(
+            pick_models(context, ArenaState(), "battle", ("", ""), "en", rng, user=user))}
 
     assert drawn(ctx, None) == {"local-a", "local-b"}
     assert "paid" in drawn(ctx, ctx.users["bob"]) and "paid" in drawn(ctx, ctx.users["ana"])  # signed-in: allowed
@@ -160,13 +160,15 @@ def test_8_limiter_is_a_token_bucket_per_session_and_global_with_an_injected_clo
 
 
 def test_8_limited_visitors_get_a_translated_message_and_nothing_is_half_written(server, tmp_path, monkeypatch):
+    from dataclasses import replace
+
     from sqlalchemy import func, select
 
     from eval_studio.settings import Settings
     from eval_studio.store import read_session
     from eval_studio.store.models import Battle, Conversation, Turn, Vote
-    from eval_studio.ui.arena_tab import arena_turn, arena_vote, new_state, pick_models
-    from eval_studio.ui.chat_tab import chat_turn, new_chat
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, arena_vote, pick_models
+    from eval_studio.ui.chat_tab import ChatState, chat_turn
     from eval_studio.ui.common import Rejected
     from eval_studio.ui.context import create_context
 
@@ -182,7 +184,7 @@ def test_8_limited_visitors_get_a_translated_message_and_nothing_is_half_written
         with read_session(ctx.db) as ses:
             return [ses.scalar(select(func.count()).select_from(t)) for t in (Conversation, Turn, Battle, Vote)]
 
-    state = new_chat()
+    state = ChatState()
     for _ in range(2):
         *_, (_, state, col) = chat_turn(ctx, state, "hi", "local-a", params(), None, session="visitor-1")
         assert col.ok
@@ -194,18 +196,18 @@ def test_8_limited_visitors_get_a_translated_message_and_nothing_is_half_written
     assert re.fullmatch(r"请求过多，请 \d+ 秒后再试。", e.value.text("zh"))
     assert counts() == before and server.calls == calls  # nothing sent, nothing stored
 
-    st = pick_models(ctx, new_state(), "named", ("local-a", "local-b"), "en", random.Random(0))
+    st = pick_models(ctx, ArenaState(), "named", ("local-a", "local-b"), "en", random.Random(0))
     *_, (_, st) = arena_turn(ctx, st, "Which is better?", params(), None, session="visitor-2")
     st = arena_vote(ctx, st, "a", None, session="visitor-2")
-    *_, (_, st2) = arena_turn(ctx, {**st, "voted": False}, "And now?", params(), None, session="visitor-2")
+    *_, (_, st2) = arena_turn(ctx, replace(st, voted=False), "And now?", params(), None, session="visitor-2")
     before = counts()
     with pytest.raises(Rejected, match="rate_limited"):
         arena_vote(ctx, st2, "b", None, session="visitor-2")
     assert counts() == before  # the vote was not written; the round can still be voted on later
-    assert arena_vote(ctx, st2, "b", None, session="visitor-3")["voted"]  # another visitor is not affected
+    assert arena_vote(ctx, st2, "b", None, session="visitor-3").voted  # another visitor is not affected
     # an admin (the operator) is never throttled
     for _ in range(3):
-        *_, (_, _, col) = chat_turn(ctx, new_chat(), "hi", "local-a", params(), ctx.users["ana"], session="admin")
+        *_, (_, _, col) = chat_turn(ctx, ChatState(), "hi", "local-a", params(), ctx.users["ana"], session="admin")
         assert col.ok
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -125,12 +126,12 @@ def test_streams_local_and_external_together_and_a_failing_column_stays_alone(ct
 
 
 def test_arena_round_stores_battle_and_one_vote(ctx):
-    from eval_studio.ui.arena_tab import arena_turn, arena_vote, new_state, pick_models
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, arena_vote, pick_models
 
-    st = pick_models(ctx, new_state(), "named", ("alpha", "beta"), "en", random.Random(1))
+    st = pick_models(ctx, ArenaState(), "named", ("alpha", "beta"), "en", random.Random(1))
     params = make_params(ctx.settings.gen_defaults, 6, 0.7, 0.95, 50, 1.0, 3)
     *_, (cols, st) = arena_turn(ctx, st, "Hello?", params, None)
-    assert st["battle_id"] and not st["failed"]
+    assert st.battle_id and not st.failed
     st = arena_vote(ctx, st, "b", None)
     with pytest.raises(Rejected, match="already_voted"):
         arena_vote(ctx, st, "a", None)
@@ -141,45 +142,64 @@ def test_arena_round_stores_battle_and_one_vote(ctx):
 
 
 def test_arena_failed_column_cannot_be_voted(ctx):
-    from eval_studio.ui.arena_tab import arena_turn, arena_vote, new_state, pick_models
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, arena_vote, pick_models
 
-    st = pick_models(ctx, new_state(), "named", ("alpha", "offline-gpt"), "en", random.Random(1))
+    st = pick_models(ctx, ArenaState(), "named", ("alpha", "offline-gpt"), "en", random.Random(1))
     *_, (cols, st) = arena_turn(ctx, st, "Hello?", make_params({}, 4, 0.7, 0.95, 50, 1.0, -1), None)
-    assert cols[0].ok and cols[1].error and st["failed"] and st["battle_id"] is None
+    assert cols[0].ok and cols[1].error and st.failed and st.battle_id is None
     with pytest.raises(Rejected, match="no_vote_failed"):
         arena_vote(ctx, st, "a", None)
     with pytest.raises(Rejected, match="same_model"):
-        pick_models(ctx, new_state(), "named", ("alpha", "alpha"), "en", random.Random(1))
+        pick_models(ctx, ArenaState(), "named", ("alpha", "alpha"), "en", random.Random(1))
+
+
+def test_visitor_state_is_typed_and_copied_per_session():
+    """gr.State deep-copies its initial value for each session: no visitor shares another's history or round."""
+    import copy
+    from dataclasses import FrozenInstanceError, fields
+
+    import gradio as gr
+
+    from eval_studio.ui.arena_tab import ArenaState
+    from eval_studio.ui.chat_tab import ChatState
+
+    for initial in (ChatState(), ArenaState()):
+        first, second = (copy.deepcopy(gr.State(initial).value) for _ in range(2))
+        assert first == second == initial and first is not second
+        with pytest.raises(FrozenInstanceError):  # a step returns a new state, never edits the stored one
+            setattr(first, fields(first)[0].name, None)
+    a, b = ChatState(), ChatState()
+    assert a.history == [] and a.history is not b.history
 
 
 def test_anonymous_votes_can_be_disabled(ctx):
     from dataclasses import replace
 
-    from eval_studio.ui.arena_tab import arena_vote
+    from eval_studio.ui.arena_tab import ArenaState, arena_vote
     from eval_studio.ui.context import StudioContext
 
     closed = StudioContext(replace(ctx.settings, anon_votes=False), ctx.catalog, ctx.db, ctx.users)
     with pytest.raises(Rejected, match="anon_disabled"):
-        arena_vote(closed, {"battle_id": 1, "voted": False, "failed": False}, "a", None)
+        arena_vote(closed, ArenaState(battle_id=1), "a", None)
 
 
 def test_chat_stores_only_complete_exchanges_and_regenerates(ctx):
     from eval_studio.store.db import read_session
     from eval_studio.store.models import Turn
-    from eval_studio.ui.chat_tab import chat_turn, new_chat
+    from eval_studio.ui.chat_tab import ChatState, chat_turn
 
     params = make_params(ctx.settings.gen_defaults, 6, 0.7, 0.95, 50, 1.0, -1)
     user = ctx.users["bob"]
-    *_, (hist, st, col) = chat_turn(ctx, new_chat(), "First question", "beta", params, user)
-    assert col.ok and [m["role"] for m in st["history"]] == ["user", "assistant"]
+    *_, (hist, st, col) = chat_turn(ctx, ChatState(), "First question", "beta", params, user)
+    assert col.ok and [m["role"] for m in st.history] == ["user", "assistant"]
     *_, (hist, st2, col) = chat_turn(ctx, st, None, "beta", params, user, regenerate=True)
-    assert st2["conversation_id"] == st["conversation_id"] and len(st2["history"]) == 2
+    assert st2.conversation_id == st.conversation_id and len(st2.history) == 2
     with pytest.raises(Rejected, match="too_long"):
         list(chat_turn(ctx, st2, "y" * 501, "beta", params, user))
     *_, (hist, st3, col) = chat_turn(ctx, st2, "hi", "offline-gpt", params, user)
     assert col.error and st3 is st2  # a failed reply is shown, not stored
     with read_session(ctx.db) as s:
-        turns = s.query(Turn).filter(Turn.conversation_id == st["conversation_id"]).order_by(Turn.idx).all()
+        turns = s.query(Turn).filter(Turn.conversation_id == st.conversation_id).order_by(Turn.idx).all()
     assert [t_.role for t_ in turns] == ["user", "assistant", "assistant"] and turns[2].params["regenerated"] is True
 
 
@@ -204,16 +224,16 @@ def test_admin_actions_need_the_admin_role_and_exports_hold_no_key(ctx, tmp_path
     with pytest.raises(Rejected, match="error"):
         start_judge(ctx, admin, "pair-v2", DEAD_URL, "m", "sk-live-key", None, None)  # a key pasted as a "name"
     # chat with the external model whose key is set, then export everything
-    from eval_studio.ui.chat_tab import chat_turn, new_chat
+    from eval_studio.ui.chat_tab import ChatState, chat_turn
 
-    *_, (_, _, col) = chat_turn(ctx, new_chat(), "hello", "served", make_params({}, 4, 0.7, 0.95, 50, 1.0, -1), admin)
+    *_, (_, _, col) = chat_turn(ctx, ChatState(), "hello", "served", make_params({}, 4, 0.7, 0.95, 50, 1.0, -1), admin)
     assert col.ok
     paths = export_files(ctx, admin, "jsonl", ["votes", "judgments", "conversations", "pairs"])
     assert len(paths) == 4
-    text = "".join(open(p, encoding="utf-8").read() for p in paths)
+    text = "".join(Path(p).read_text(encoding="utf-8") for p in paths)
     assert "admin-task" in text and "sk-test-do-not-store-4242" not in text
     db_file = ctx.settings.db_url.removeprefix("sqlite:///")
-    assert b"sk-test-do-not-store-4242" not in open(db_file, "rb").read()
+    assert b"sk-test-do-not-store-4242" not in Path(db_file).read_bytes()
     (zipped,) = export_files(ctx, admin, "hf", ["votes", "pairs"])
     assert zipped.endswith(".zip")
-    assert json.loads(open(paths[3], encoding="utf-8").readline())["task"]
+    assert json.loads(Path(paths[3]).read_text(encoding="utf-8").splitlines()[0])["task"]

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 
 import pytest
 
 from bactrian.generation import GenerationParams
 from bactrian.languages import detect_language, is_rtl
+from eval_studio.settings import DEFAULT_QUESTIONS
 
 from tests.ui_support import make_random_adapter, studio_settings
 
-DEMO_QUESTIONS = Path(__file__).resolve().parents[1] / "assets" / "questions" / "demo_questions.jsonl"
+DEMO_QUESTIONS = DEFAULT_QUESTIONS
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +115,10 @@ def _steps_settle(service, quiet: float = 0.4, timeout: float = 10.0) -> int:
 
 
 def test_stop_in_chat_cancels_the_row_and_stores_nothing(ctx):
-    from eval_studio.ui.chat_tab import chat_turn, new_chat
+    from eval_studio.ui.chat_tab import ChatState, chat_turn
 
     long = GenerationParams(max_new_tokens=400, min_tokens=400, temperature=0.7)
-    turns = chat_turn(ctx, new_chat(), "Tell me a long story.", "demo-multi", long, None)
+    turns = chat_turn(ctx, ChatState(), "Tell me a long story.", "demo-multi", long, None)
     for _, _, col in turns:
         if col.text:
             break
@@ -130,10 +130,10 @@ def test_stop_in_chat_cancels_the_row_and_stores_nothing(ctx):
 
 
 def test_stop_in_arena_cancels_both_columns(ctx):
-    from eval_studio.ui.arena_tab import arena_turn, new_state, pick_models
+    from eval_studio.ui.arena_tab import ArenaState, arena_turn, pick_models
 
     long = GenerationParams(max_new_tokens=400, min_tokens=400, temperature=0.7)
-    st = pick_models(ctx, new_state(), "named", ("demo-multi", "demo-zh"), "zh", random.Random(0))
+    st = pick_models(ctx, ArenaState(), "named", ("demo-multi", "demo-zh"), "zh", random.Random(0))
     rounds = arena_turn(ctx, st, "讲一个很长的故事。", long, None)
     for cols, _ in rounds:
         if all(c.text for c in cols):

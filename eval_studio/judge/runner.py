@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,7 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 from sqlalchemy import Engine
 
-from bactrian.client import redact  # the key that was sent, and anything key-like, out of whatever comes back
+# redact: the key that was sent, and anything key-like, out of whatever comes back. EndpointError is the project's
+# one endpoint error (re-exported here: the run stops on it); NO_KEY the one dummy key.
+from bactrian.client import (NO_KEY, OPENAI_KEY_ENV, Endpoint, EndpointError, MissingKey, is_openai, openai_client,
+                             redact)
 
 from eval_studio.judge.parse import Parsed, ParseError, parse_output
 from eval_studio.judge.prompts import (
@@ -43,11 +45,8 @@ from eval_studio.store import judging
 from eval_studio.store.judging import CachedResponse, JudgeTarget, RunStatus, stable_hash
 
 log = logging.getLogger(__name__)
-NO_KEY = "EMPTY"  # local OpenAI-compatible servers ignore the key, but the client requires one
-
-
-class EndpointError(RuntimeError):
-    """The endpoint cannot serve this run at all (down, key refused, model unknown): the run stops."""
+__all__ = ["NO_KEY", "EndpointError", "JudgeConfig", "JudgeRunner", "Progress", "judge_pairs", "price_for",
+           "public_url", "resolve_api_key"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,14 @@ class JudgeConfig:
         """The settings that change what the judge answers (part of the cache key)."""
         return {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed}
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """The judge's endpoint; with no variable named, OpenAI's own API reads OPENAI_API_KEY."""
+        env = self.api_key_env
+        if env is None and is_openai(self.base_url):
+            env = OPENAI_KEY_ENV
+        return Endpoint(self.base_url, self.model, env, self.timeout_s)
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -92,15 +99,13 @@ def public_url(url: str) -> str:
 
 
 def resolve_api_key(config: JudgeConfig) -> str:
-    var = config.api_key_env
-    if var is None and urlsplit(config.base_url).hostname == "api.openai.com":
-        var = "OPENAI_API_KEY"
-    if var is None:
-        return NO_KEY
-    key = os.environ.get(var)
-    if not key:
-        raise EndpointError(f"environment variable {var} (the judge API key) is not set")
-    return key
+    """The key the judge will send (NO_KEY when no variable is named); a named variable that is unset stops the
+    run before any call (EndpointError)."""
+    endpoint = config.endpoint
+    try:
+        return endpoint.api_key(required=endpoint.api_key_env is not None) or NO_KEY
+    except MissingKey as e:
+        raise MissingKey(f"the judge API key: {e}") from None
 
 
 @lru_cache(maxsize=1)
@@ -185,9 +190,8 @@ class JudgeRunner:
     def _main(self) -> None:
         status, message, key = "done", None, ""
         try:
-            key = resolve_api_key(self.config)
-            client = openai.OpenAI(base_url=self.config.base_url, api_key=key, timeout=self.config.timeout_s,
-                                   max_retries=self.config.max_retries)
+            key = resolve_api_key(self.config)  # checked first: an unset variable ends the run with its name
+            client = openai_client(self.config.endpoint, max_retries=self.config.max_retries)
             with ThreadPoolExecutor(max_workers=max(1, self.config.concurrency), thread_name_prefix="judge-call") as pool:
                 futures = [pool.submit(self._call, client, key, t, o) for t, o in self._calls]
                 for fut in as_completed(futures):

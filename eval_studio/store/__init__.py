@@ -3,7 +3,7 @@
 Where things are:
 - ``db``: ``open_store(url)`` (engine + migrate to head; call once at start-up), ``make_engine``, ``default_url``,
   ``transaction(engine)`` (commit or roll back; a write lock on SQLite), ``read_session(engine)``.
-- ``repo``: annotators, model variants, conversations/turns, ``record_battle``, ``record_vote``, ``vote_counts``.
+- ``repo``: annotators, model variants (recorded at start), conversations/turns, ``record_battle``, ``record_vote``.
 - ``tasks``: annotation tasks and pairs: ``import_pairs``, ``list_pairs``, ``next_pair_for`` (overlap k, no
   repeats), ``vote_on_assignment``, ``skip_assignment``, ``progress_for``; question sets.
 - ``judging``: judge runs, judgments, cache and the token/cost ledger (used by ``eval_studio.judge``).

@@ -6,14 +6,13 @@ Annotator names passed here must come from the server-side session (auth), never
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from eval_studio.store.db import read_session, transaction
+from eval_studio.store.db import transaction
 from eval_studio.store.models import (
     MODES,
     ROLES,
@@ -35,17 +34,6 @@ class StoreError(ValueError):
 
 class DuplicateVote(StoreError):
     pass
-
-
-@dataclass(frozen=True)
-class VariantInfo:
-    name: str
-    kind: str
-    base_model: str | None
-    adapter_path: str | None
-    endpoint: str | None
-    languages: list[str]
-    description: str | None
 
 
 def check_winner(winner: str) -> str:
@@ -81,11 +69,6 @@ def ensure_annotator(session: Session, name: str, role: str | None = None) -> An
     return ann
 
 
-def register_annotator(engine: Engine, name: str, role: str | None = None) -> int:
-    with transaction(engine) as s:
-        return ensure_annotator(s, name, role).id
-
-
 def upsert_variant(
     engine: Engine,
     name: str,
@@ -107,15 +90,6 @@ def upsert_variant(
         s.add(v)
         s.flush()
         return v.id
-
-
-def list_variants(engine: Engine) -> list[VariantInfo]:
-    with read_session(engine) as s:
-        rows = s.scalars(select(ModelVariant).order_by(ModelVariant.name)).all()
-        return [
-            VariantInfo(r.name, r.kind, r.base_model, r.adapter_path, r.endpoint, list(r.languages or []), r.description)
-            for r in rows
-        ]
 
 
 def start_conversation(
@@ -233,19 +207,3 @@ def record_vote(engine: Engine, battle_id: int, winner: str, annotator: str | No
             return insert_vote(s, battle_id, winner, annotator).id
     except IntegrityError as e:  # the unique constraint caught a race the check could not see (non-SQLite)
         raise DuplicateVote(f"battle {battle_id} already has a vote from {annotator or 'anonymous'}") from e
-
-
-def vote_counts(engine: Engine) -> list[dict[str, Any]]:
-    """Plain per-model tallies (wins, losses, ties, both_bad) for the leaderboard before ratings exist."""
-    tally: dict[str, dict[str, Any]] = {}
-    with read_session(engine) as s:
-        rows = s.execute(select(Battle.model_a, Battle.model_b, Vote.winner).join(Vote, Vote.battle_id == Battle.id)).all()
-    for model_a, model_b, winner in rows:
-        for model, side in ((model_a, "a"), (model_b, "b")):
-            t = tally.setdefault(model, {"model": model, "battles": 0, "wins": 0, "losses": 0, "ties": 0, "both_bad": 0})
-            t["battles"] += 1
-            if winner in ("tie", "both_bad"):
-                t["ties" if winner == "tie" else "both_bad"] += 1
-            else:
-                t["wins" if winner == side else "losses"] += 1
-    return sorted(tally.values(), key=lambda t: (-t["wins"], t["model"]))

@@ -120,7 +120,7 @@ def build_admin_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     tasks_df = gr.Dataframe(value=[], headers=["task", "overlap k", "pairs"], interactive=False, elem_id="admin-tasks")  # admins only
     sets_df = gr.Dataframe(value=[], headers=["question set", "source", "questions"], interactive=False, elem_id="admin-sets")
 
-    def guarded(fn):  # noqa: ANN001, ANN202 - an action returns (files, message); Rejected -> a toast and a status line
+    def guarded(fn):  # an action returns (files, message); Rejected -> a toast and a status line
         def run(user, *args):
             *values, lang = args
             try:

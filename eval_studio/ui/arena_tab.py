@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -27,13 +28,24 @@ from eval_studio.ui.widgets import language_choices, message_row, notify, params
 VOTES = ("a", "b", "tie", "both_bad")
 
 
-def new_state() -> dict[str, Any]:
-    return {"mode": None, "model_a": None, "model_b": None, "language": None, "question": None, "answers": None,
-            "battle_id": None, "voted": False, "failed": False, "params": None}
+@dataclass(frozen=True)
+class ArenaState:
+    """One visitor's arena round, kept in ``gr.State`` (copied per session). Frozen: every step returns a new one."""
+
+    mode: str | None = None  # "battle" (hidden pair) or "named"
+    model_a: str | None = None
+    model_b: str | None = None
+    language: str | None = None  # the question's language
+    question: str | None = None
+    answers: tuple[str, str] | None = None  # set once both answers are complete and stored
+    battle_id: int | None = None
+    voted: bool = False
+    failed: bool = False  # a column failed: nothing stored, no vote
+    params: dict[str, dict[str, Any]] | None = None  # {"a": ..., "b": ...} generation parameters per side
 
 
-def pick_models(ctx: StudioContext, st: dict[str, Any], mode: str, named: tuple[str, str], language: str,
-                rng: random.Random, user: User | None = None) -> dict[str, Any]:
+def pick_models(ctx: StudioContext, st: ArenaState, mode: str, named: tuple[str, str], language: str,
+                rng: random.Random, user: User | None = None) -> ArenaState:
     """The state for a fresh question: battle mode keeps its hidden pair until a vote or a new round.
 
     A random battle draws external (paid) models only for signed-in users, or for everyone when the operator
@@ -43,64 +55,64 @@ def pick_models(ctx: StudioContext, st: dict[str, Any], mode: str, named: tuple[
         if not a or not b or a == b:
             raise Rejected("same_model")
         ctx.catalog.get(a), ctx.catalog.get(b)
-    elif st["mode"] == "battle" and st["model_a"] and not st["voted"]:
-        a, b = st["model_a"], st["model_b"]
+    elif st.mode == "battle" and st.model_a and not st.voted:
+        a, b = st.model_a, st.model_b
     else:
         a, b = ctx.catalog.random_pair(language, rng, external=ctx.settings.battle_external or user is not None)
-    return {**new_state(), "mode": mode, "model_a": a, "model_b": b, "language": language}
+    return ArenaState(mode=mode, model_a=a, model_b=b, language=language)
 
 
-def arena_turn(ctx: StudioContext, st: dict[str, Any], question: str, params: GenerationParams,
-               user: User | None, session: str | None = None) -> Iterator[tuple[list[Column], dict[str, Any]]]:
+def arena_turn(ctx: StudioContext, st: ArenaState, question: str, params: GenerationParams,
+               user: User | None, session: str | None = None) -> Iterator[tuple[list[Column], ArenaState]]:
     """Stream both answers; once both are complete (and neither failed) the battle is stored for voting.
 
     A visitor ``session`` over its generation limit is refused (``Rejected``) before anything runs."""
     check_rate(ctx.limiter, "generate", session, user)
     messages = [{"role": "user", "content": question}]
-    jobs = [Job(st["model_a"], messages, params), Job(st["model_b"], messages, params)]
+    jobs = [Job(st.model_a, messages, params), Job(st.model_b, messages, params)]
     cols = [Column(), Column()]
-    st = {**st, "question": question, "answers": None, "battle_id": None, "voted": False, "failed": False,
-          "params": {"a": params.as_dict(), "b": params.as_dict()}}
+    st = replace(st, question=question, answers=None, battle_id=None, voted=False, failed=False,
+                 params={"a": params.as_dict(), "b": params.as_dict()})
     with closing(stream_columns(ctx.catalog, jobs)) as snapshots:  # closing (Stop) cancels both requests at once
         for cols in snapshots:
             yield cols, st
     if not all(c.ok for c in cols):
-        yield cols, {**st, "failed": True}
+        yield cols, replace(st, failed=True)
         return
     who = user.name if user else None
     convs = []
-    for side, col in zip(("a", "b"), cols):
-        conv = start_conversation(ctx.db, st[f"model_{side}"], annotator=who, mode="arena", language=st["language"],
+    for model, col in zip((st.model_a, st.model_b), cols):
+        conv = start_conversation(ctx.db, model, annotator=who, mode="arena", language=st.language,
                                   params=params.as_dict())
         add_turn(ctx.db, conv, "user", question)
         add_turn(ctx.db, conv, "assistant", col.text, {"finish_reason": col.finish_reason})
         convs.append(conv)
     battle = record_battle(ctx.db, question=question, answer_a=cols[0].text, answer_b=cols[1].text,
-                           model_a=st["model_a"], model_b=st["model_b"], mode=st["mode"], language=st["language"],
-                           params=st["params"], conversation_a_id=convs[0], conversation_b_id=convs[1],
-                           digest_a=ctx.catalog.get(st["model_a"]).digest, digest_b=ctx.catalog.get(st["model_b"]).digest)
-    yield cols, {**st, "answers": [cols[0].text, cols[1].text], "battle_id": battle}
+                           model_a=st.model_a, model_b=st.model_b, mode=st.mode, language=st.language,
+                           params=st.params, conversation_a_id=convs[0], conversation_b_id=convs[1],
+                           digest_a=ctx.catalog.get(st.model_a).digest, digest_b=ctx.catalog.get(st.model_b).digest)
+    yield cols, replace(st, answers=(cols[0].text, cols[1].text), battle_id=battle)
 
 
-def arena_vote(ctx: StudioContext, st: dict[str, Any], winner: str, user: User | None,
-               session: str | None = None) -> dict[str, Any]:
+def arena_vote(ctx: StudioContext, st: ArenaState, winner: str, user: User | None,
+               session: str | None = None) -> ArenaState:
     """Record the vote (annotator from the server-side session, or anonymous); returns the new state.
 
     Over the vote limit, ``Rejected`` and nothing is written: the round can still be voted on later."""
-    if st.get("failed"):
+    if st.failed:
         raise Rejected("no_vote_failed")
-    if not st.get("battle_id"):
+    if not st.battle_id:
         raise Rejected("no_battle")
-    if st.get("voted"):
+    if st.voted:
         raise Rejected("already_voted")
     if user is None and not ctx.settings.anon_votes:
         raise Rejected("anon_disabled")
     check_rate(ctx.limiter, "vote", session, user)
     try:
-        record_vote(ctx.db, st["battle_id"], winner, annotator=user.name if user else None)
+        record_vote(ctx.db, st.battle_id, winner, annotator=user.name if user else None)
     except DuplicateVote as e:
         raise Rejected("already_voted") from e
-    return {**st, "voted": True}
+    return replace(st, voted=True)
 
 
 def question_language(question: str, chosen: str, pinned: bool) -> str:
@@ -111,11 +123,11 @@ def question_language(question: str, chosen: str, pinned: bool) -> str:
     return detect_language(question) or chosen
 
 
-def column_labels(st: dict[str, Any], lang: str) -> tuple[str, str]:
-    hidden = st["mode"] == "battle" and not st["voted"]
-    if hidden or not st["model_a"]:
+def column_labels(st: ArenaState, lang: str) -> tuple[str, str]:
+    hidden = st.mode == "battle" and not st.voted
+    if hidden or not st.model_a:
         return t("hidden_a", lang), t("hidden_b", lang)
-    return f"A · {st['model_a']}", f"B · {st['model_b']}"
+    return f"A · {st.model_a}", f"B · {st.model_b}"
 
 
 def column_chat(question: str, col: Column, lang: str) -> list[dict[str, str]]:
@@ -128,7 +140,7 @@ def column_chat(question: str, col: Column, lang: str) -> list[dict[str, str]]:
 def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_lang: gr.Radio) -> None:
     lang0 = ctx.settings.ui_lang
     rng = random.SystemRandom()
-    state = gr.State(new_state())
+    state = gr.State(ArenaState())
     tr.add(gr.Markdown(t("arena_intro", lang0)), value="arena_intro")
     modes = lambda lang: [(t("mode_battle", lang), "battle"), (t("mode_named", lang), "named")]  # noqa: E731
     names = ctx.catalog.choices()
@@ -159,10 +171,10 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
     mode.change(lambda m: gr.update(visible=m == "named"), mode, named_row, api_visibility="private")
     language.input(lambda: True, None, pinned, api_visibility="private")  # .input: the visitor's own choice only
 
-    def view(st: dict[str, Any], cols: list[Column], lang: str, note: str = "") -> tuple:
+    def view(st: ArenaState, cols: list[Column], lang: str, note: str = "") -> tuple:
         la, lb = column_labels(st, lang)
-        q = st["question"] or ""
-        votable = bool(st["battle_id"]) and not st["voted"]
+        q = st.question or ""
+        votable = bool(st.battle_id) and not st.voted
         return (gr.update(value=column_chat(q, cols[0], lang), label=la), gr.update(value=column_chat(q, cols[1], lang), label=lb),
                 gr.update(visible=votable), note, st)
 
@@ -171,11 +183,11 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
             try:
                 params = make_params(ctx.settings.gen_defaults, *values)
                 if regenerate:
-                    if not st["question"]:
+                    if not st.question:
                         raise Rejected("nothing_to_regenerate")
-                    if st["voted"] and st["mode"] == "battle":
+                    if st.voted and st.mode == "battle":
                         raise Rejected("round_busy")  # the names are revealed: a new battle needs a new round
-                    question = st["question"]
+                    question = st.question
                 else:
                     question = check_message(message, ctx.settings.max_message_chars)
                     lang_q = question_language(question, lang_q, fixed)
@@ -183,7 +195,7 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
                 fill = lang_q if not regenerate else gr.skip()  # show the detected language, once
                 with closing(arena_turn(ctx, st, question, params, user, session_key(request))) as turns:
                     for cols, st in turns:
-                        note = t("no_vote_failed", lang) if st["failed"] else ""
+                        note = t("no_vote_failed", lang) if st.failed else ""
                         yield (*view(st, cols, lang, note), "", fill)
                         fill = gr.skip()
             except Rejected as e:
@@ -199,14 +211,14 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
             regen.click(respond(True), inputs, outputs, api_name="arena_regenerate", concurrency_id="generate")]
     stop.click(None, None, None, cancels=runs, api_visibility="private")
 
-    def vote(request: gr.Request, winner: str, st: dict[str, Any], user: User | None, lang: str):
+    def vote(request: gr.Request, winner: str, st: ArenaState, user: User | None, lang: str):
         try:
             st = arena_vote(ctx, st, winner, user, session_key(request))
         except Rejected as e:
             notify(e, lang)
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         la, lb = column_labels(st, lang)
-        note = t("voted", lang) + " " + t("revealed", lang, a=st["model_a"], b=st["model_b"])
+        note = t("voted", lang) + " " + t("revealed", lang, a=st.model_a, b=st.model_b)
         return gr.update(label=la), gr.update(label=lb), gr.update(visible=False), note, st
 
     for winner, button in buttons.items():  # one handler; the winner is a server-side constant per button
@@ -214,7 +226,7 @@ def build_arena_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui
                      api_name=f"arena_vote_{winner}", concurrency_limit=16)
 
     def fresh_round(lang: str):
-        st = new_state()
+        st = ArenaState()
         la, lb = column_labels(st, lang)
         return gr.update(value=[], label=la), gr.update(value=[], label=lb), gr.update(visible=False), "", st, "", gr.skip()
 

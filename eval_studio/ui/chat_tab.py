@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing
-from typing import Any
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -19,19 +19,24 @@ from eval_studio.ui.text import examples, t
 from eval_studio.ui.widgets import message_row, notify, params_block, stop_button
 
 
-def new_chat() -> dict[str, Any]:
-    return {"history": [], "conversation_id": None, "model": None}
+@dataclass(frozen=True)
+class ChatState:
+    """One visitor's chat, kept in ``gr.State`` (copied per session). Frozen: a completed reply makes a new one."""
+
+    history: list[dict[str, str]] = field(default_factory=list)  # {"role", "content"} messages, replies included
+    conversation_id: int | None = None  # the stored conversation the next turns are added to
+    model: str | None = None  # the variant that conversation is with
 
 
-def chat_turn(ctx: StudioContext, state: dict[str, Any], message: str | None, model: str, params: GenerationParams,
+def chat_turn(ctx: StudioContext, state: ChatState, message: str | None, model: str, params: GenerationParams,
               user: User | None, regenerate: bool = False,
-              session: str | None = None) -> Iterator[tuple[list[dict[str, str]], dict[str, Any], Column]]:
+              session: str | None = None) -> Iterator[tuple[list[dict[str, str]], ChatState, Column]]:
     """Stream one reply: yields (raw display history, state, column). Rejected input, or a visitor ``session`` over
     its rate limit, raises before anything runs.
 
     The exchange is stored only once the reply is complete and the model did not fail.
     """
-    history = list(state["history"])
+    history = list(state.history)
     if regenerate:
         if len(history) < 2 or history[-1]["role"] != "assistant":
             raise Rejected("nothing_to_regenerate")
@@ -48,21 +53,20 @@ def chat_turn(ctx: StudioContext, state: dict[str, Any], message: str | None, mo
     if not col.ok:
         return
     reply = {"role": "assistant", "content": col.text}
-    conv = state["conversation_id"]
-    if conv is None or state["model"] != model:  # a new model continues the context in a new stored conversation
+    conv = state.conversation_id
+    if conv is None or state.model != model:  # a new model continues the context in a new stored conversation
         conv = start_conversation(ctx.db, model, annotator=user.name if user else None, mode="chat", params=params.as_dict())
         for m in history[:-1]:
             add_turn(ctx.db, conv, m["role"], m["content"])
-    if not regenerate or state["conversation_id"] != conv:
+    if not regenerate or state.conversation_id != conv:
         add_turn(ctx.db, conv, "user", history[-1]["content"])
     add_turn(ctx.db, conv, "assistant", col.text, {**params.as_dict(), "finish_reason": col.finish_reason, "regenerated": regenerate})
-    new_state = {"history": history + [reply], "conversation_id": conv, "model": model}
-    yield history + [reply], new_state, col
+    yield history + [reply], ChatState(history=history + [reply], conversation_id=conv, model=model), col
 
 
 def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_lang: gr.Radio) -> None:
     lang0 = ctx.settings.ui_lang
-    state = gr.State(new_chat())
+    state = gr.State(ChatState())
     choices = ctx.catalog.choices()
     model = tr.add(gr.Dropdown(choices, value=ctx.catalog.default_variant(), label=t("model", lang0), elem_id="chat-model"),
                    label="model")
@@ -111,4 +115,4 @@ def build_chat_tab(ctx: StudioContext, tr: Translator, user_state: gr.State, ui_
         runs.append(button.click(respond(False), [button, *inputs[1:]], outputs, api_visibility="private",
                                  concurrency_id="generate"))
     stop.click(None, None, None, cancels=runs, api_visibility="private")
-    clear.click(lambda: ([], new_chat(), ""), None, outputs, api_name="chat_clear", cancels=runs)
+    clear.click(lambda: ([], ChatState(), ""), None, outputs, api_name="chat_clear", cancels=runs)

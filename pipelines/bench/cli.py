@@ -14,7 +14,7 @@ def register(subparsers: Any) -> None:
         description="Evaluate a base model, with or without a LoRA adapter, on the paper's zero-shot benchmarks.",
     )
     p.add_argument("--model", default="gemma-3-270m", help="embedded base name, local model folder or Hub id")
-    p.add_argument("--adapter", help="adapter folder, adapter name (assets/adapters, $BACTRIAN_HOME/adapters) or Hub id")
+    p.add_argument("--adapter", help="adapter folder, adapter name (the shipped demo adapters, $BACTRIAN_HOME/adapters) or Hub id")
     p.add_argument("--adapters-dir", action="append", default=[], help="another folder of adapters (repeatable)")
     p.add_argument("--tasks", default="xcopa,xstorycloze,xwinograd", help="comma list of xcopa,xstorycloze,xwinograd,sentimentx")
     p.add_argument("--languages", help="comma list of language codes (default: all a task has)")

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bactrian.adapters import AdapterError, AdapterInfo, default_search_dirs, discover, fetch_adapter, matches_base, read_adapter
+from bactrian.adapters import AdapterError, AdapterInfo, matches_base
+from bactrian.adapters import resolve_adapter as find_adapter
 from bactrian.models import BaseSpec, ModelError, get_spec, load_base, materialize
 
 from .catalog import SENTIMENTX, BenchError, Selection, select, tasks_dir
@@ -65,36 +66,14 @@ def default_cache_dir() -> Path:
 
 def resolve_adapter(value: str, spec: BaseSpec, extra_dirs: tuple[str, ...] = ()) -> AdapterInfo:
     """An adapter given as a folder, a name in the adapter search path, or a Hub id; it must fit ``spec``."""
-    p = Path(value).expanduser()
     try:
-        if p.is_dir():
-            info = read_adapter(p)
-        else:
-            found, _problems = discover([*extra_dirs, *default_search_dirs(spec.name)])
-            by_name = {a.name: a for a in found}
-            if value in by_name:
-                info = by_name[value]
-            elif (other := _named_for_another_base(value, spec)) is not None:
-                info = other  # refused just below, with the base it was made for
-            elif value.count("/") == 1 and not value.startswith((".", "/")):
-                info = read_adapter(fetch_adapter(value), name=value)
-            else:
-                known = ", ".join(sorted(by_name)) or "none found"
-                raise BenchError(f"adapter {value!r}: not a folder and not a known adapter name (known for {spec.name}: {known})")
+        info = find_adapter(value, spec.name, extra_dirs)
     except AdapterError as e:
         raise BenchError(str(e)) from e
     if not matches_base(info, spec):
         raise BenchError(f"adapter {info.name!r} was trained for base {info.base_model!r}, not for {spec.name!r}; "
                          f"pass --model {info.base_model} or an adapter made for {spec.name}")
     return info
-
-
-def _named_for_another_base(value: str, spec: BaseSpec) -> AdapterInfo | None:
-    """An adapter of that name in another base's folder (``assets/adapters/<base>/``, ``$BACTRIAN_HOME/adapters/<base>/``)."""
-    roots = {d.parent for d in default_search_dirs(spec.name)[:2]}
-    dirs = [sub for root in roots if root.is_dir() for sub in sorted(root.iterdir()) if sub.is_dir() and sub.name != spec.name]
-    found, _problems = discover(dirs)
-    return next((a for a in found if a.name == value), None)
 
 
 def plan(request: BenchRequest) -> Plan:

@@ -15,7 +15,6 @@ data pipeline's store), so an interrupted run resumes and a rerun translates not
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bactrian.languages import get_language, parse_languages
-from bactrian.recipes import RecipeError, build_dataclass, read_yaml, set_dotted
+from bactrian.recipes import Overrides, RecipeError, load
 
 from .recipe import Recipe, TranslateSpec
 from .sources import Row
@@ -57,26 +56,30 @@ class Question:
     text: str
 
 
-def parse_question_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> QuestionSetRecipe:
-    data = copy.deepcopy(data)
-    for k, v in (overrides or {}).items():
-        set_dotted(data, k, v)
+def _languages(data: dict[str, Any]) -> dict[str, Any]:
     try:
         data["languages"] = parse_languages(data.get("languages") or [])
     except KeyError as e:
-        raise RecipeError(f"languages: {e.args[0]}") from None
+        raise RecipeError(str(e.args[0]), key="languages") from None
     if not data["languages"]:
-        raise RecipeError("languages: at least one language is needed (e.g. [zh, es], or G1..G4 for the paper's 12)")
-    recipe = build_dataclass(QuestionSetRecipe, data, "")
+        raise RecipeError("at least one language is needed (e.g. [zh, es], or G1..G4 for the paper's 12)",
+                          key="languages")
+    return data
+
+
+def _check(recipe: QuestionSetRecipe) -> None:
     if recipe.translate.backend not in BACKENDS:
-        raise RecipeError(f"translate.backend: {recipe.translate.backend!r} is not one of {', '.join(BACKENDS)}")
+        raise RecipeError(f"{recipe.translate.backend!r} is not one of {', '.join(BACKENDS)}", key="translate.backend")
     if recipe.per_category is not None and recipe.per_category < 1:
-        raise RecipeError("per_category: at least 1 (or leave it out for every question)")
-    return recipe
+        raise RecipeError("at least 1 (or leave it out for every question)", key="per_category")
 
 
-def load_question_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> QuestionSetRecipe:
-    return parse_question_recipe(read_yaml(path), overrides)
+def parse_question_recipe(data: dict[str, Any], overrides: Overrides = None) -> QuestionSetRecipe:
+    return load(QuestionSetRecipe, data, overrides, prepare=_languages, check=_check)
+
+
+def load_question_recipe(path: str | Path, overrides: Overrides = None) -> QuestionSetRecipe:
+    return load(QuestionSetRecipe, path, overrides, prepare=_languages, check=_check)
 
 
 def _text(obj: dict[str, Any]) -> Any:

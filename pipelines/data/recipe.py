@@ -1,19 +1,20 @@
 """The data recipe: one YAML file describing sources, languages, backends, limits and the output folder.
 
-Loaded into frozen dataclasses; unknown keys are rejected with their dotted path, so a typo never silently
-falls back to a default. Secrets are never part of a recipe: it names the environment variable that holds a key.
+Read by the project's one recipe loader (``bactrian.recipes.load``) into frozen dataclasses: unknown keys are
+rejected with their dotted path, so a typo never silently falls back to a default. Secrets are never part of a
+recipe: it names the environment variable that holds a key (the endpoints' ``api_key_env``).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bactrian.client import Endpoint
 from bactrian.languages import parse_languages
-from bactrian.recipes import RecipeError, build_dataclass, parse_overrides, read_yaml, set_dotted
+from bactrian.recipes import Overrides, RecipeError, build_dataclass, load, parse_overrides, read_yaml, set_dotted
 
 __all__ = ["RecipeError", "Recipe", "build_dataclass", "load_recipe", "parse_overrides", "parse_recipe", "read_yaml",
            "set_dotted"]
@@ -41,6 +42,11 @@ class TranslateSpec:
     max_retries: int = 5
     skip_code: bool = True  # rows with programming content stay in English, as in the paper
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """The llm backend's endpoint (base_url None: OpenAI's own API)."""
+        return Endpoint(self.base_url, self.model, self.api_key_env, self.timeout_s)
+
 
 @dataclass(frozen=True)
 class RespondSpec:
@@ -58,6 +64,11 @@ class RespondSpec:
     backoff_max_s: float = 60.0
     use_batch_api: bool = False  # OpenAI Batch API (50% cheaper, up to 24 h)
     batch_poll_s: float = 30.0
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where the responses come from (base_url None: OpenAI's own API)."""
+        return Endpoint(self.base_url, self.model, self.api_key_env, self.timeout_s)
 
 
 @dataclass(frozen=True)
@@ -111,32 +122,34 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def parse_recipe(data: dict[str, Any], overrides: dict[str, Any] | None = None) -> Recipe:
-    """Validate a recipe mapping (plus ``{"respond.base_url": ...}``-style overrides)."""
-    data = copy.deepcopy(data)
-    for k, v in (overrides or {}).items():
-        set_dotted(data, k, v)
+def _languages(data: dict[str, Any]) -> dict[str, Any]:
+    """``languages`` as codes (groups such as ``G1`` or ``all-non-en`` expanded)."""
     langs = data.get("languages")
     try:
         data["languages"] = parse_languages(langs if langs is not None else [])
     except KeyError as e:
-        raise RecipeError(f"languages: {e.args[0]}") from None
+        raise RecipeError(str(e.args[0]), key="languages") from None
     if not data["languages"]:
-        raise RecipeError("languages: at least one language is needed (e.g. [zh, es] or all-non-en)")
-    recipe = build_dataclass(Recipe, data, "")
+        raise RecipeError("at least one language is needed (e.g. [zh, es] or all-non-en)", key="languages")
+    return data
+
+
+def _check(recipe: Recipe) -> None:
     for i, s in enumerate(recipe.sources):
         if s.kind not in ("alpaca", "dolly"):
-            raise RecipeError(f"sources[{i}].kind: {s.kind!r} is not alpaca or dolly")
+            raise RecipeError(f"{s.kind!r} is not alpaca or dolly", key=f"sources[{i}].kind")
         if not s.path and not s.hub:
-            raise RecipeError(f"sources[{i}]: give a local path or a hub id")
+            raise RecipeError("give a local path or a hub id", key=f"sources[{i}]")
     if recipe.translate.backend not in ("google", "llm", "seq2seq", "none"):
-        raise RecipeError(f"translate.backend: {recipe.translate.backend!r} is not google, llm, seq2seq or none")
+        raise RecipeError(f"{recipe.translate.backend!r} is not google, llm, seq2seq or none", key="translate.backend")
     if not recipe.sources:
-        raise RecipeError("sources: at least one source is needed")
-    return recipe
+        raise RecipeError("at least one source is needed", key="sources")
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
-    return parse_recipe(read_yaml(path), overrides)
+def parse_recipe(data: dict[str, Any], overrides: Overrides = None) -> Recipe:
+    """Validate a recipe mapping (plus ``{"respond.base_url": ...}``-style overrides)."""
+    return load(Recipe, data, overrides, prepare=_languages, check=_check)
 
 
+def load_recipe(path: str | Path, overrides: Overrides = None) -> Recipe:
+    return load(Recipe, path, overrides, prepare=_languages, check=_check)

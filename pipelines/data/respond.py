@@ -16,6 +16,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from bactrian.client import openai_client
+
 from .ledger import english_tokens
 from .limits import PermanentError, RateLimiter, RetryPolicy, call_with_retries, redact
 from .recipe import Recipe, RespondSpec
@@ -94,7 +96,7 @@ def make_client(spec: RespondSpec) -> tuple[Any, list[str]]:
     import httpx
     import openai
 
-    key = read_key(spec.api_key_env, required=spec.base_url is None)
+    key = read_key(spec.api_key_env, required=spec.base_url is None)  # OpenAI's own API needs one; PermanentError
     try:
         # aiohttp transport (openai[aiohttp]): httpcore's pool costs O(connections x waiters) per request and
         # halves the achievable rate at C=32 on a small CPU (bench/p4_request_rate.py).
@@ -104,8 +106,7 @@ def make_client(spec: RespondSpec) -> tuple[Any, list[str]]:
     except ImportError:
         limits = httpx.Limits(max_connections=spec.concurrency + 8, max_keepalive_connections=spec.concurrency + 8)
         http_client = httpx.AsyncClient(limits=limits, timeout=spec.timeout_s)
-    client = openai.AsyncOpenAI(base_url=spec.base_url, api_key=key or "unused", max_retries=0, timeout=spec.timeout_s,
-                                http_client=http_client)
+    client = openai_client(spec.endpoint, asynchronous=True, http_client=http_client)
     return client, [key] if key else []
 
 

@@ -198,7 +198,7 @@ def read_hub(dataset_id: str, languages: list[str] | None, skips: _Skips | None 
     for lang in languages or language_codes():
         try:
             d = load_dataset(dataset_id or HUB_DATASET, lang, split="train")
-        except Exception as e:  # the Hub raises many types (offline, gated, missing config)
+        except Exception as e:  # noqa: BLE001 - the Hub raises many types (offline, gated, missing config)
             raise DataError(f"cannot load {dataset_id or HUB_DATASET} config {lang!r} from the Hub: {e}") from None
         recs = (skips.record(row, f"{dataset_id or HUB_DATASET}/{lang} row {i}", lang) for i, row in enumerate(d))
         out.extend(r for r in recs if r is not None)

@@ -2,28 +2,26 @@
 
 A recipe may name a ``preset`` (``multilingual`` or ``monolingual``, the paper's settings, stored in
 ``presets.yaml``); the file's own values override the preset's, and ``--set section.key=value`` overrides both.
-Unknown keys and impossible values raise :class:`RecipeError` naming the key.
+Read by the project's one recipe loader (``bactrian.recipes.load``); unknown keys and impossible values raise
+its :class:`RecipeError`, naming the file and the key.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bactrian.recipes import Overrides, RecipeError, load, parse_overrides
+
 SOURCES = ("jsonl", "pipeline", "hub")
 BATCHING = ("grouped", "padded")
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
 PRECISIONS = ("no", "bf16", "fp16")
-
-
-class RecipeError(ValueError):
-    """A recipe cannot be used; the message names the key and the problem."""
 
 
 @dataclass
@@ -114,9 +112,6 @@ class Recipe:
         return asdict(self)
 
 
-SECTIONS = {"data": DataSettings, "lora": LoraSettings, "train": TrainSettings, "output": OutputSettings}
-
-
 def _presets_file() -> dict[str, dict]:
     return yaml.safe_load(resources.files("pipelines.train").joinpath("presets.yaml").read_text("utf-8"))
 
@@ -140,78 +135,8 @@ def _merge(base: dict, over: dict) -> dict:
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``train.lr=1e-4`` -> (["train", "lr"], 0.0001); the value is parsed as YAML (numbers, lists, null)."""
-    if "=" not in item:
-        raise RecipeError(f"--set expects key=value, got {item!r}")
-    key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    return key.strip().split("."), value
-
-
-def _apply_override(raw: dict, path: list[str], value: Any) -> None:
-    node = raw
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise RecipeError(f"--set {'.'.join(path)}: {part} is not a section")
-    node[path[-1]] = value
-
-
-def _coerce(section: str, f: Any, value: Any) -> Any:
-    """Accept YAML's spellings (``3e-4`` is a string in YAML 1.1) but refuse wrong types."""
-    key = f"{section}.{f.name}" if section else f.name
-    typ = str(f.type)
-    if value is None:
-        if "None" in typ:
-            return None
-        raise RecipeError(f"{key} must not be empty")
-    if typ.startswith("bool"):
-        if not isinstance(value, bool):
-            raise RecipeError(f"{key} must be true or false, got {value!r}")
-        return value
-    if typ.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{key} must be an integer, got {value!r}")
-        return value
-    if typ.startswith("float"):
-        try:
-            out = float(value) if not isinstance(value, bool) else math.nan
-        except (TypeError, ValueError):
-            out = math.nan
-        if math.isnan(out) or math.isinf(out):
-            raise RecipeError(f"{key} must be a number, got {value!r}")
-        return out
-    if typ.startswith("str") and "list" not in typ:
-        if not isinstance(value, str):
-            raise RecipeError(f"{key} must be a string, got {value!r}")
-        return value
-    if "list" in typ:
-        if isinstance(value, str):
-            return value
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise RecipeError(f"{key} must be a string or a list of strings, got {value!r}")
-        return list(value)
-    return value
-
-
-def _build(cls: type, section: str, raw: Any) -> Any:
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{section or 'recipe'} must be a mapping, got {type(raw).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        where = f"section {section!r}" if section else "the recipe"
-        raise RecipeError(f"unknown key(s) in {where}: {', '.join(unknown)}; known: {', '.join(known)}")
-    kwargs = {}
-    for name, f in known.items():
-        if name not in raw:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise RecipeError(f"recipe needs {name!r}")
-            continue
-        if not section and name in SECTIONS:
-            kwargs[name] = _build(SECTIONS[name], name, raw[name])
-        else:
-            kwargs[name] = _coerce(section, f, raw[name])
-    return cls(**kwargs)
+    ((key, value),) = parse_overrides([item]).items()
+    return key.split("."), value
 
 
 def _check(r: Recipe) -> None:
@@ -239,7 +164,8 @@ def _check(r: Recipe) -> None:
     need(lo.r > 0, f"lora.r must be positive, got {lo.r}")
     need(lo.alpha > 0, f"lora.alpha must be positive, got {lo.alpha}")
     need(0.0 <= lo.dropout < 1.0, f"lora.dropout must be in [0, 1), got {lo.dropout}")
-    need(lo.target_modules != [] and lo.target_modules != "", "lora.target_modules must not be empty")
+    need(lo.target_modules != [] and lo.target_modules != "" and all(lo.target_modules),
+         "lora.target_modules must not be empty")
     need(0.0 < t.lr < 1.0, f"train.lr must be in (0, 1), got {t.lr}")
     need(t.batch_size > 0, f"train.batch_size must be positive, got {t.batch_size}")
     need(t.micro_batch_size > 0, f"train.micro_batch_size must be positive, got {t.micro_batch_size}")
@@ -262,35 +188,29 @@ def _check(r: Recipe) -> None:
     need(not r.output.push_to_hub or bool(r.output.hub_repo), "output.push_to_hub needs output.hub_repo")
 
 
-def recipe_from_dict(raw: dict, overrides: list[str] = ()) -> Recipe:
+def _with_preset(raw: dict[str, Any]) -> dict[str, Any]:
+    """The named preset's values under the recipe's own (which win)."""
+    preset = raw.get("preset")
+    if preset is None:
+        return raw
+    known = presets()
+    if preset not in known:
+        raise RecipeError(f"unknown preset {preset!r}; known: {', '.join(known)}", key="preset")
+    return _merge(known[preset], raw)
+
+
+def recipe_from_dict(raw: dict, overrides: Overrides = ()) -> Recipe:
     """Build and check a recipe from a mapping (a preset, if named, fills what the mapping leaves out)."""
     if not isinstance(raw, dict):
         raise RecipeError("a recipe must be a YAML mapping")
-    raw = copy.deepcopy(raw)
-    for item in overrides:
-        _apply_override(raw, *parse_override(item))
-    preset = raw.get("preset")
-    if preset is not None:
-        known = presets()
-        if preset not in known:
-            raise RecipeError(f"unknown preset {preset!r}; known: {', '.join(known)}")
-        raw = _merge(known[preset], raw)
-    recipe = _build(Recipe, "", raw)
-    _check(recipe)
-    return recipe
+    return load(Recipe, raw, overrides, prepare=_with_preset, check=_check)
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """Read a YAML recipe; ``overrides`` are ``section.key=value`` strings (from ``--set``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"recipe {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text("utf-8"))
-    except yaml.YAMLError as e:
-        raise RecipeError(f"recipe {p} is not valid YAML: {e}") from None
-    if raw is None:
-        raw = {}
-    if isinstance(raw, dict) and "name" not in raw:
-        raw["name"] = p.stem
-    return recipe_from_dict(raw, overrides)
+def load_recipe(path: str | Path, overrides: Overrides = ()) -> Recipe:
+    """Read a YAML recipe; ``overrides`` are ``section.key=value`` strings (from ``--set``). The run's name
+    defaults to the file's stem."""
+    def prepare(raw: dict[str, Any]) -> dict[str, Any]:
+        raw.setdefault("name", Path(path).stem)
+        return _with_preset(raw)
+
+    return load(Recipe, path, overrides, prepare=prepare, check=_check)

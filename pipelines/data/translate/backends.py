@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import os
 import re
 import threading
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Protocol
 
+from bactrian.client import MissingKey, openai_client
+from bactrian.client import read_key as _read_key
 from bactrian.languages import get_language
 
 from ..limits import PermanentError, RetryPolicy, call_with_retries
@@ -34,15 +35,12 @@ class Translator(Protocol):
 
 
 def read_key(env_name: str | None, required: bool) -> str | None:
-    """The API key from the named environment variable (recipes only ever hold the variable's name)."""
-    if not env_name:
-        if required:
-            raise PermanentError("no api_key_env in the recipe: name the environment variable that holds the key")
-        return None
-    value = os.environ.get(env_name)
-    if not value and required:
-        raise PermanentError(f"environment variable {env_name} is not set (it should hold the API key)")
-    return value or None
+    """The API key from the named environment variable (recipes only ever hold the variable's name), by
+    ``bactrian.client``'s rule; a missing one is a PermanentError, which stops the step instead of retrying."""
+    try:
+        return _read_key(env_name, required=required)
+    except MissingKey as e:
+        raise PermanentError(str(e)) from None
 
 
 @lru_cache(maxsize=1)
@@ -54,15 +52,13 @@ class LLMTranslator:
     """One chat request per string, at most ``concurrency`` in flight."""
 
     def __init__(self, spec: TranslateSpec):
-        import openai
-
         if not spec.model:
             raise PermanentError("translate.model: name the served model for the llm backend")
         self.spec = spec
         self.name = f"llm:{spec.model}"
+        # OpenAI's own API (no base_url) needs a key; a local server takes the one dummy key
         self._key = read_key(spec.api_key_env, required=spec.base_url is None)
-        self.client = openai.AsyncOpenAI(base_url=spec.base_url, api_key=self._key or "unused", max_retries=0,
-                                         timeout=spec.timeout_s)
+        self.client = openai_client(spec.endpoint, asynchronous=True)  # retries are ours (self.policy)
         self.sem = asyncio.Semaphore(spec.concurrency)
         self.policy = RetryPolicy(spec.max_retries)
 

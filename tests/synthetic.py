@@ -1,4 +1,4 @@
-"""Synthetic battle tables with known model strengths: for tests, benchmarks and demo reports.
+"""Synthetic battle tables with known model strengths: a test double for tests and benchmarks (not shipped).
 
 Outcomes follow a Bradley-Terry model with ties (Rao-Kupper style: a tie takes a fixed share of the mass), so the
 true order of the models is known and rating code can be checked against it.

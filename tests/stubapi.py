@@ -1,8 +1,8 @@
-"""A small real HTTP server speaking the OpenAI chat/files/batches shape and Google Translation v2, for tests and
+"""A test double (not shipped): a small real HTTP server speaking the OpenAI chat/files/batches shape and Google Translation v2, for tests and
 benchmarks: it answers after a fixed delay, logs every request (never a key) and can inject errors.
 
 Answers are deterministic: a translation request echoes the text after ``[<language>] ``, markers intact; a chat
-request answers ``Answer: <first words of the prompt>``. Run alone: ``python -m pipelines.data.stubapi --port 8001``.
+request answers ``Answer: <first words of the prompt>``. Run alone: ``python -m tests.stubapi --port 8001``.
 
 The server is asyncio (aiohttp, installed with ``httpx-aiohttp``): a delayed answer is a timer on the loop, not a
 thread parked per connection, so the stub's cost does not grow with the client's concurrency. On the project's
