@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from eval_studio import ratings
+from eval_studio.analysis import ratings
 from tests.synthetic import synthetic_battles
 from tests import ratings_fastchat_ref as fc
 

@@ -6,6 +6,7 @@ Every ratings / agreement / plot function consumes only this table; the store's 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ OPTIONAL_DEFAULTS: dict[str, object] = {
     "len_a": np.nan,
     "len_b": np.nan,
     "judge_prompt": None,
-    # markdown counts of each answer (style_control.markdown_counts), for style control; NaN when unknown
+    # markdown counts of each answer (markdown_counts below), for style control; NaN when unknown
     "headers_a": np.nan,
     "headers_b": np.nan,
     "lists_a": np.nan,
@@ -37,6 +38,16 @@ OPTIONAL_DEFAULTS: dict[str, object] = {
     "bold_b": np.nan,
 }
 STYLE_COLUMNS = ("headers_a", "headers_b", "lists_a", "lists_b", "bold_a", "bold_b")
+_HEADER = re.compile(r"^#{1,6}\s+\S", re.MULTILINE)
+_LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
+_BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
+
+
+def markdown_counts(text: str) -> dict[str, int]:
+    """Markdown headers, list items and bold spans in an answer (Arena's style elements)."""
+    text = text or ""
+    return {"headers": len(_HEADER.findall(text)), "lists": len(_LIST.findall(text)), "bold": len(_BOLD.findall(text))}
+
 COLUMNS = ("battle_id", "question_id", "model_a", "model_b", "winner", "source", "annotator", "language",
            "category", "tstamp", "score_a", "score_b", "len_a", "len_b", "judge_prompt", *STYLE_COLUMNS)
 TIE_MODES = ("half", "drop")

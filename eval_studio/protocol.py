@@ -295,8 +295,8 @@ def judged_battles(recipe: ProtocolRecipe, db: Engine) -> pd.DataFrame:
 
 
 def write_views(recipe: ProtocolRecipe, db: Engine) -> dict[str, Any]:
-    from eval_studio.paper_views import paper_tables
-    from eval_studio.report import json_safe
+    from eval_studio.analysis.paper_views import paper_tables
+    from eval_studio.analysis.report import json_safe
 
     tables = paper_tables(judged_battles(recipe, db))
     out = {name: json.loads(t.to_json(orient="records")) for name, t in tables.items()}

@@ -28,6 +28,36 @@ def test_imports_point_inward_only():
     assert not bad, "\n".join(bad)
 
 
+# Inside eval_studio the rooms run store -> analysis -> ui: the store fills the battle table (eval_studio/battle_table.py,
+# the contract both sides speak), analysis reads it, the UI and the CLI show it. No arrow runs back up.
+ROOMS_BELOW = {"eval_studio.store": ("eval_studio.analysis", "eval_studio.ui", "eval_studio.cli", "eval_studio.protocol"),
+               "eval_studio.battle_table": ("eval_studio.store", "eval_studio.analysis", "eval_studio.ui", "eval_studio.cli"),
+               "eval_studio.analysis": ("eval_studio.ui", "eval_studio.cli", "eval_studio.protocol")}
+
+
+def _full_imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def test_eval_studio_rooms_point_down_only():
+    bad = []
+    for room, above in ROOMS_BELOW.items():
+        target = ROOT / room.replace(".", "/")
+        files = [target.with_suffix(".py")] if target.with_suffix(".py").is_file() else list(target.rglob("*.py"))
+        assert files, room
+        for f in files:
+            hits = sorted(m for m in _full_imports(f) if any(m == a or m.startswith(a + ".") for a in above))
+            if hits:
+                bad.append(f"{f.relative_to(ROOT)} ({room}) imports {hits}")
+    assert not bad, "\n".join(bad)
+
+
 def test_no_module_is_huge():
     big = []
     for pkg in ("bactrian", "pipelines", "eval_studio"):

@@ -63,7 +63,7 @@ def test_xcopa_and_xwinograd_on_a_tiny_model(tmp_path, tiny_base, tiny_adapters,
     assert f"| {Path(tiny_base).resolve()} + alpha |" in table
 
     # the files as the studio sees them: ingested into a real SQLite store (bactrian studio import-bench)
-    from eval_studio.bench_views import bench_frame, language_figure
+    from eval_studio.analysis.bench_views import bench_frame, language_figure
     from eval_studio.store.bench import list_bench
 
     db = f"sqlite:///{tmp_path / 'studio.db'}"

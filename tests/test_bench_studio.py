@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bactrian.cli import main
-from eval_studio.bench_views import bench_frame, bench_view, benchmark_of, language_figure, table4
+from eval_studio.analysis.bench_views import bench_frame, bench_view, benchmark_of, language_figure, table4
 from eval_studio.store.bench import list_bench
 from pipelines.bench.results import SCHEMA, BenchRun, Record, average_records
 

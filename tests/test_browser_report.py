@@ -2,8 +2,8 @@
 
 import pytest
 
-from eval_studio.plots import FIGURE_IDS
-from eval_studio.report import write_report
+from eval_studio.analysis.plots import FIGURE_IDS
+from eval_studio.analysis.report import write_report
 from tests.synthetic import synthetic_battles
 from tests.browser import SCREENSHOTS, chromium_page
 

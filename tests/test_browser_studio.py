@@ -240,7 +240,7 @@ def test_leaderboard_tab_and_ui_language_switch(page, studio):
     open_tab(page, "Leaderboard")
     page.locator("#leaderboard-refresh").click()
     page.locator("#leaderboard-status").get_by_text("battles match").wait_for()
-    from eval_studio.plots import FIGURE_IDS
+    from eval_studio.analysis.plots import FIGURE_IDS
 
     for name in FIGURE_IDS:  # every chart is drawn: a rendered plotly figure has an SVG main layer
         page.locator(f"#leaderboard-{name} .main-svg").first.wait_for()

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from bactrian.cli import main
-from eval_studio.bench_views import OWN_SOURCE, paper_reference
-from eval_studio.plots import FIGURE_IDS, PAPER_VIEW_DIGITS
+from eval_studio.analysis.bench_views import OWN_SOURCE, paper_reference
+from eval_studio.analysis.plots import FIGURE_IDS, PAPER_VIEW_DIGITS
 from eval_studio.store.battles import load_battles
 from eval_studio.store.bench import list_bench
 from eval_studio.store.db import open_store
@@ -94,7 +94,7 @@ def test_leaderboard_data_has_the_paper_views_agreement_and_style_control(judged
     assert set(style["model"]) == {"alpha", "beta"} and {"rating", "raw_rating", "delta"} <= set(style.columns)
     assert style["battles"].tolist() == [2 * len(BATTLES)] * 2
 
-    from eval_studio.report import render_report  # the report shows the very same tables
+    from eval_studio.analysis.report import render_report  # the report shows the very same tables
 
     page = render_report(df, rounds=0)
     for table_id in ("paper-score_averages", "paper-scores-by-language", "paper-wins-by-language",

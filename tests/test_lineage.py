@@ -131,7 +131,7 @@ def test_lineage_label_only_splits_names_with_many_digests():
 # -- the store and the battle table ----------------------------------------------------------------------------
 
 def test_a_retrained_adapter_is_two_players_in_the_battle_table_and_the_ratings(engine):
-    from eval_studio.ratings import compute_ratings
+    from eval_studio.analysis.ratings import compute_ratings
 
     for _ in range(3):
         battle(engine, "demo-zh", D1, winner="a")  # the first demo-zh beats demo-en

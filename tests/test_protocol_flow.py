@@ -14,9 +14,9 @@ from bactrian.engine import Engine
 from bactrian.server import create_app
 from bactrian.service import LocalService
 from bactrian.testing import make_tiny_base
-from eval_studio.paper_views import paper_tables
+from eval_studio.analysis.paper_views import paper_tables
 from eval_studio.protocol import judged_battles, parse_protocol_recipe, read_answers_file, run_protocol
-from eval_studio.ratings import compute_ratings
+from eval_studio.analysis.ratings import compute_ratings
 from eval_studio.store.db import open_store
 from eval_studio.store.tasks import list_pairs
 from tests import stubapi
@@ -113,7 +113,7 @@ def test_translate_answer_judge_rate(tmp_path, bases):
             expect = scores[(by, getattr(r, by), r.model)]
             assert r.n == len(expect) and r.mean_score == pytest.approx(sum(expect) / len(expect))
     assert set(tables["scores_by_category"]["category"]) == {"generic", "knowledge"}
-    from eval_studio.report import render_report
+    from eval_studio.analysis.report import render_report
 
     page = render_report(judged_battles(recipe, db), rounds=0)  # the report carries the same tables
     assert 'id="paper-wins-by-language"' in page and 'id="paper-scores-by-category"' in page

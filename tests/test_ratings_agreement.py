@@ -12,7 +12,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
-from eval_studio import agreement as ag
+from eval_studio.analysis import agreement as ag
 
 LABELS = ["a", "b", "tie", "both_bad"]
 

@@ -9,8 +9,8 @@ import re
 import pandas as pd
 import pytest
 
-from eval_studio.plots import EXTRA_FIGURE_IDS, FIGURE_IDS
-from eval_studio.ratings_cli import register
+from eval_studio.analysis.plots import EXTRA_FIGURE_IDS, FIGURE_IDS
+from eval_studio.cli.ratings import register
 from tests.synthetic import synthetic_battles
 
 STRENGTHS = {"bx-zh": 1100.0, "bx-es": 1000.0, "base": 900.0}
@@ -81,7 +81,7 @@ def test_report_has_every_chart_offline(tmp_path, jsonl, capsys):
 
 
 def test_report_on_no_battles(tmp_path):
-    from eval_studio.report import write_report
+    from eval_studio.analysis.report import write_report
 
     empty = synthetic_battles(STRENGTHS, 10, seed=1).iloc[:0]
     text = write_report(empty, tmp_path / "r.html").read_text(encoding="utf-8")

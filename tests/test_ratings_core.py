@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_studio import ratings
+from eval_studio.analysis import ratings
 from eval_studio.battle_table import filter_battles, outcomes, read_battles_jsonl, validate_battles
 from tests.synthetic import synthetic_battles
 

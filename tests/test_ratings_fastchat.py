@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_studio import ratings
+from eval_studio.analysis import ratings
 from tests.synthetic import synthetic_battles
 from tests import ratings_fastchat_ref as fc
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from eval_studio.length_control import length_controlled
-from eval_studio.paper_views import pivot, scores_by, win_rates_by, win_tie_loss
+from eval_studio.analysis.length_control import length_controlled
+from eval_studio.analysis.paper_views import pivot, scores_by, win_rates_by, win_tie_loss
 from tests.synthetic import synthetic_battles
 
 EQUAL = {"short-a": 1000.0, "short-b": 1000.0, "verbose": 1000.0, "strong": 1150.0}

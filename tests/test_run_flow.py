@@ -55,7 +55,7 @@ def _stored_responses(work: Path) -> int:
 
 @pytest.mark.timeout(900)
 def test_run_from_nothing_to_leaderboard_survives_kill_9(tiny_base, tmp_path, capsys):
-    from eval_studio.bench_views import bench_frame
+    from eval_studio.analysis.bench_views import bench_frame
     from eval_studio.store.bench import list_bench
 
     work, db = tmp_path / "work", f"sqlite:///{tmp_path / 'studio.db'}"

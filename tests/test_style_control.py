@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval_studio.style_control import ALPHA, markdown_counts, style_control
+from eval_studio.analysis.style_control import ALPHA, style_control
+from eval_studio.battle_table import markdown_counts
 
 MODELS = ["alpha", "beta", "gamma", "delta"]
 

@@ -328,7 +328,7 @@ def test_5_rows_that_cannot_be_grouped_are_reported(tmp_path, capsys, caplog):
             for i, (_, labels) in enumerate(NO_ID) for k, (who, w) in enumerate(zip(("h1", "h2", "h3"), labels))]
     path = tmp_path / "no-items.jsonl"
     pd.DataFrame(rows).to_json(path, orient="records", lines=True)
-    with caplog.at_level(logging.WARNING, logger="eval_studio.agreement"):
+    with caplog.at_level(logging.WARNING, logger="eval_studio.analysis.agreement"):
         code, out, err = cli(capsys, "agreement", "--battles", str(path))
     assert code == 0
     assert f"warning: {len(rows)} of {len(rows)} rows have neither a question_id nor a question" in err

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 
 from eval_studio.battle_table import STYLE_COLUMNS, KIND_OF_MODE, lineage_label, names_with_many_digests, question_key
 from eval_studio.store.db import make_engine, read_session
-from eval_studio.style_control import markdown_counts
+from eval_studio.battle_table import markdown_counts
 from eval_studio.store.models import (
     AnnotationPair,
     AnnotationTask,

@@ -23,8 +23,8 @@ import gradio as gr
 import pandas as pd
 
 from eval_studio.battle_table import DEFAULT_KINDS, blended_judge_prompts, filter_battles
-from eval_studio.bench_views import OWN_SOURCE, bench_view, paper_reference
-from eval_studio.plots import FIGURE_IDS, PAPER_VIEW_DIGITS, dashboard, paper_view_tables
+from eval_studio.analysis.bench_views import OWN_SOURCE, bench_view, paper_reference
+from eval_studio.analysis.plots import FIGURE_IDS, PAPER_VIEW_DIGITS, dashboard, paper_view_tables
 from eval_studio.ui.common import Translator
 from eval_studio.ui.text import t
 

@@ -2,5 +2,5 @@
 
 ``catalog`` (tasks, languages, checks) -> ``runner`` (model + adapter -> lm-eval) -> ``results`` (JSON, text
 tables). Task definitions are YAML data in ``tasks/``. Charts and the Leaderboard/report views live in the studio
-(``eval_studio.bench_views``), over the results ingested with ``bactrian studio import-bench``.
+(``eval_studio.analysis.bench_views``), over the results ingested with ``bactrian studio import-bench``.
 """

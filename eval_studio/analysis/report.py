@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from eval_studio import bench_views
-from eval_studio.plots import FIGURE_IDS, PAPER_VIEW_DIGITS, Dashboard, dashboard, paper_view_tables
+from eval_studio.analysis import bench_views
+from eval_studio.analysis.plots import FIGURE_IDS, PAPER_VIEW_DIGITS, Dashboard, dashboard, paper_view_tables
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

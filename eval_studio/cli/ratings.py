@@ -72,7 +72,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     o.add_argument("--both-bad", choices=BOTH_BAD_MODES, default="tie", help="'both bad' counts as a tie, or dropped")
     o.add_argument("--prior", type=float, default=None, metavar="GAMES",
                    help="Bradley-Terry prior: virtual tie games of each model against an anchor rated 1000 "
-                        "(default: eval_studio.ratings.PRIOR_GAMES = 2; 0 = unregularised, as FastChat)")
+                        "(default: eval_studio.analysis.ratings.PRIOR_GAMES = 2; 0 = unregularised, as FastChat)")
     o.add_argument("--min-battles", type=int, default=None, metavar="N",
                    help="models with fewer battles are marked provisional (default: ratings.MIN_BATTLES = 10)")
 
@@ -136,7 +136,7 @@ def _rating_kwargs(args: argparse.Namespace) -> dict:
 
 def _ratings(args: argparse.Namespace) -> int:
     def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
-        from eval_studio.ratings import compute_ratings, ratings_by
+        from eval_studio.analysis.ratings import compute_ratings, ratings_by
 
         _one_prompt_per_judge(df)
         head = {"method": args.method, "rounds": args.rounds, "seed": args.seed, "battles": len(df), "by": args.by}
@@ -161,7 +161,7 @@ def _ratings(args: argparse.Namespace) -> int:
 
 
 def _style_control(args: argparse.Namespace, df: pd.DataFrame, head: dict) -> int:
-    from eval_studio.style_control import style_control
+    from eval_studio.analysis.style_control import style_control
 
     groups = dict(df.groupby(df[args.by].fillna("(none)"), sort=True)) if args.by else {None: df}
     kw = {"rounds": args.rounds, "seed": args.seed, "ties": args.ties, "both_bad": args.both_bad}
@@ -185,15 +185,15 @@ def _style_control(args: argparse.Namespace, df: pd.DataFrame, head: dict) -> in
 
 def _agreement(args: argparse.Namespace) -> int:
     def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
-        from eval_studio.agreement import agreement_summary
-        from eval_studio.report import json_safe
+        from eval_studio.analysis.agreement import agreement_summary
+        from eval_studio.analysis.report import json_safe
 
         both_bad = "tie" if args.both_bad == "tie" else "keep"
         calls = None if args.battles else _load(args, judge_calls=True)  # file rows are per call already
         out = json_safe(agreement_summary(df, both_bad=both_bad, calls=calls))
         by_table = None
         if args.by:
-            from eval_studio.agreement import human_judge_by
+            from eval_studio.analysis.agreement import human_judge_by
 
             by_table = human_judge_by(df, args.by, both_bad)
             out[f"human_judge_by_{args.by}"] = _records(by_table)
@@ -234,7 +234,7 @@ def _num(x: float | None) -> str:
 
 def _report(args: argparse.Namespace) -> int:
     def body(args: argparse.Namespace, df: pd.DataFrame) -> int:
-        from eval_studio.report import write_report
+        from eval_studio.analysis.report import write_report
 
         from eval_studio.store.bench import bench_file_rows, list_bench
 

@@ -56,7 +56,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _print_views(recipe: Any, db: Any, as_json: bool) -> None:
-    from eval_studio.paper_views import paper_tables, pivot
+    from eval_studio.analysis.paper_views import paper_tables, pivot
     from eval_studio.protocol import judged_battles
 
     tables = paper_tables(judged_battles(recipe, db))

@@ -16,8 +16,8 @@ from typing import Any
 # (module, command shown if it is broken, what it adds): each module's ``register(studio_sub)`` adds its own
 # sub-commands; one that fails to import (a missing extra) is listed as unavailable.
 EXTENSIONS = (
-    ("eval_studio.ratings_cli", "ratings", "ratings, agreement, report"),
-    ("eval_studio.protocol_cli", "eval", "the paper's evaluation protocol: eval"),
+    ("eval_studio.cli.ratings", "ratings", "ratings, agreement, report"),
+    ("eval_studio.cli.protocol", "eval", "the paper's evaluation protocol: eval"),
 )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from eval_studio.battle_table import outcomes, validate_battles
-from eval_studio.style_control import ALPHA, fit_contextual_bt
+from eval_studio.analysis.style_control import ALPHA, fit_contextual_bt
 
 
 def length_controlled(df: pd.DataFrame, *, baseline: str | None = None, ties: str = "half",

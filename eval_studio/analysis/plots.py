@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import plotly.graph_objects as go
 
-from eval_studio import agreement, length_control, paper_views, ratings, style_control
+from eval_studio.analysis import agreement, length_control, paper_views, ratings, style_control
 from eval_studio.battle_table import validate_battles
 
 FIGURE_IDS = ("ratings", "win_fraction", "battle_count", "language_model", "category_model", "win_tie_loss",

@@ -4,7 +4,7 @@
 is the normalised difference of the two answers' counts, ``(count_a - count_b) / (count_a + count_b)`` (0 when
 both are 0), standardised over the battles (mean 0, population standard deviation 1), as Arena's
 ``compute_style_control``. The features: answer length (characters, the battle table's ``len_a``/``len_b``) and
-the markdown counts ``headers``, ``lists`` and ``bold`` (``markdown_counts``; the store fills
+the markdown counts ``headers``, ``lists`` and ``bold`` (``battle_table.markdown_counts``; the store fills
 ``headers_a``/``headers_b``, ... from the answer texts). A feature whose columns are absent, or that never
 varies, is left out. Ties count as half a win for each side. The fit is plain maximum likelihood (no prior), so it
 is the logistic regression of the outcome on model indicators (+1 for A, -1 for B) and the features, without an
@@ -15,7 +15,6 @@ answers had the same style as its opponents'; ``coefficients`` say how much each
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -26,16 +25,7 @@ from eval_studio.battle_table import outcomes, validate_battles
 ALPHA = math.log(10.0) / 400.0
 FEATURES = {"length": ("len_a", "len_b"), "headers": ("headers_a", "headers_b"), "lists": ("lists_a", "lists_b"),
             "bold": ("bold_a", "bold_b")}
-_HEADER = re.compile(r"^#{1,6}\s+\S", re.MULTILINE)
-_LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
-_BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 RESULT_COLUMNS = ["model", "rating", "lower", "upper", "rank", "raw_rating", "delta", "battles"]
-
-
-def markdown_counts(text: str) -> dict[str, int]:
-    """Markdown headers, list items and bold spans in an answer (Arena's style elements)."""
-    text = text or ""
-    return {"headers": len(_HEADER.findall(text)), "lists": len(_LIST.findall(text)), "bold": len(_BOLD.findall(text))}
 
 
 def _loss(params: np.ndarray, a: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray,
