@@ -163,3 +163,32 @@ def test_load_test_20_threads_x_10_votes(engine):
         assert s.scalar(select(func.count()).select_from(Vote)) == 200
         assert s.scalar(select(func.count(func.distinct(Battle.question))).join(Vote)) == 200
     assert len(load_battles(engine)) == 200
+
+
+def test_migration_0004_drops_the_write_only_variants_table_and_keeps_the_rest(tmp_path):
+    """model_variants was written at every start and read by nothing (it held local adapter paths, which a
+    database backed up to the Hub should not carry): 0004 drops it; downgrading brings the empty table back."""
+    from alembic import command
+
+    from eval_studio.store.db import make_engine
+    from eval_studio.store.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    e = make_engine(url)
+    cfg = alembic_config()
+    with e.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(text("INSERT INTO model_variants (name, kind, adapter_path, languages, created) "
+                          "VALUES ('demo-zh', 'adapter', '/home/someone/adapters/demo-zh', '[]', '2025-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO annotation_tasks (id, name, overlap, created) VALUES (1, 't', 1, '2025-01-01 00:00:00')"))
+    assert upgrade_to_head(url) == "0004"
+    assert "model_variants" not in inspect(e).get_table_names()
+    with e.connect() as conn:
+        assert conn.execute(text("SELECT name FROM annotation_tasks")).scalars().all() == ["t"]
+    with e.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    assert current_revision(e) == "0003"
+    assert "model_variants" in inspect(e).get_table_names()
+    e.dispose()

@@ -86,23 +86,6 @@ class Annotator(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ModelVariant(Base):
-    """A model the studio can show: an adapter, a bare base model, or an external endpoint (never its key)."""
-
-    __tablename__ = "model_variants"
-    __table_args__ = (CheckConstraint(_in("kind", ("adapter", "base", "external")), name="kind"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    base_model: Mapped[str | None] = mapped_column(String(200))
-    adapter_path: Mapped[str | None] = mapped_column(Text)
-    endpoint: Mapped[str | None] = mapped_column(Text)
-    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
-    description: Mapped[str | None] = mapped_column(Text)
-    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class Conversation(Base):
     __tablename__ = "conversations"
 

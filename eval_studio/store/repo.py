@@ -21,7 +21,6 @@ from eval_studio.store.models import (
     Assignment,
     Battle,
     Conversation,
-    ModelVariant,
     Turn,
     Vote,
     utcnow,
@@ -67,29 +66,6 @@ def ensure_annotator(session: Session, name: str, role: str | None = None) -> An
     elif role is not None and ann.role != role:
         ann.role = role
     return ann
-
-
-def upsert_variant(
-    engine: Engine,
-    name: str,
-    kind: str,
-    *,
-    base_model: str | None = None,
-    adapter_path: str | None = None,
-    endpoint: str | None = None,
-    languages: list[str] | None = None,
-    description: str | None = None,
-) -> int:
-    """Record a model the studio can show (an endpoint URL only, never its key)."""
-    if kind not in ("adapter", "base", "external"):
-        raise StoreError(f"variant kind must be adapter, base or external, got {kind!r}")
-    with transaction(engine) as s:
-        v = s.scalar(select(ModelVariant).where(ModelVariant.name == name)) or ModelVariant(name=name)
-        v.kind, v.base_model, v.adapter_path, v.endpoint = kind, base_model, adapter_path, endpoint
-        v.languages, v.description = list(languages or []), description
-        s.add(v)
-        s.flush()
-        return v.id
 
 
 def start_conversation(

@@ -16,7 +16,6 @@ from eval_studio.auth import USERS_ENV, User, load_users
 from eval_studio.ratelimit import RateLimiter
 from eval_studio.settings import Settings
 from eval_studio.store.db import open_store
-from eval_studio.store.repo import upsert_variant
 from eval_studio.store.tasks import configure_task, list_tasks
 from eval_studio.ui.catalog import Catalog
 
@@ -89,12 +88,6 @@ def create_context(settings: Settings, service: GenerationService | Engine | Non
         service = LocalService(service, max_rows=settings.max_rows, max_queue=settings.max_queue)
     catalog = Catalog(service, settings.external_models, settings.battle_external)
     ctx = StudioContext(settings, catalog, db, users)
-    engine = service.engine if isinstance(service, LocalService) else None
-    for v in catalog.variants.values():
-        info = engine.adapters.info(v.name) if engine is not None and v.kind == "adapter" else None
-        upsert_variant(db, v.name, v.kind, base_model=service.base_name, adapter_path=info.path if info else None,
-                       endpoint=catalog.external[v.name].base_url if v.kind == "external" else None,
-                       languages=list(v.languages), description=v.description)
     configure_task(db, settings.task, overlap=settings.overlap)
     seed_demo_questions(ctx)
     seed_bench_results(ctx)
