@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.ui_support import RunningStudio, ask_named_arena, have_chromium, launch_browser, pick, users_text
+from tests.ui_support import RunningStudio, ask_named_arena, have_chromium, pick, studio_page, users_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")]
@@ -40,17 +40,9 @@ def studio(tmp_path_factory):
 
 @pytest.fixture
 def page(studio, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_browser(p)
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.set_default_timeout(TIMEOUT)
-        pg.goto(studio.url)
-        pg.get_by_role("tab", name="Chat").wait_for()
+    with studio_page(studio.url, TIMEOUT) as pg:
         pg.shots = tmp_path  # the README's screenshots come from test_browser_visitor.py
         yield pg
-        browser.close()
 
 
 def settled_text(page, selector: str, quiet_s: float = 3.0) -> str:

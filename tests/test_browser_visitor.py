@@ -21,9 +21,9 @@ from tests.ui_support import (
     RunningStudio,
     demo_pairs,
     have_chromium,
-    launch_browser,
     make_long_base,
     make_random_adapter,
+    studio_page,
     studio_settings,
     write_pairs,
 )
@@ -51,16 +51,8 @@ def studio(tiny_base, tmp_path_factory):
 
 @pytest.fixture
 def page(studio):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_browser(p)
-        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-        pg.set_default_timeout(TIMEOUT)
-        pg.goto(studio.url)
-        pg.get_by_role("tab", name="Chat").wait_for()
+    with studio_page(studio.url, TIMEOUT) as pg:
         yield pg
-        browser.close()
 
 
 def shot(page, name: str) -> None:

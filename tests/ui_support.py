@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.helpers import free_port
@@ -127,6 +128,23 @@ def have_chromium() -> bool:
 
 def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
+@contextmanager
+def studio_page(url: str, timeout_ms: int = 60_000):
+    """A fresh Chromium page on the studio, opened once its Chat tab is there (closed with the browser after)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+            pg.set_default_timeout(timeout_ms)
+            pg.goto(url)
+            pg.get_by_role("tab", name="Chat").wait_for()
+            yield pg
+        finally:
+            browser.close()
 
 
 def alnum(text: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.data.recipe import RecipeError, build_dataclass, read_yaml, set_dotted
+from bactrian.recipes import RecipeError, build_dataclass, read_yaml, set_dotted  # the one loader's parts
 
 STAGES = ("translate", "respond", "filter", "report", "export", "train", "bench", "studio", "push")
 
