@@ -349,3 +349,30 @@ def test_glibc_patch_binds_only_the_c23_family(tmp_path):
     assert patch_glibc_c23(data, lib.name) == []  # patched once: nothing left to bind
     with pytest.raises(LlamaCppUnavailable, match="not a little-endian x86-64 ELF"):
         patch_glibc_c23(bytearray(b"not an elf" * 10))
+
+
+# -- the tokenizer: read fast, the same ids -----------------------------------------------------------------
+@pytest.mark.parametrize("base", ["gemma-3-270m", "smollm2-135m-instruct"])
+def test_fast_tokenizer_load_gives_the_same_tokens_as_transformers(base):
+    """The fast path reads tokenizer.json directly (a warm start's biggest cost otherwise): the same ids, the same
+    text back, the same special tokens and chat template as transformers' own loader on the cached folder."""
+    from transformers import AutoTokenizer
+
+    from bactrian.llamacpp_engine import _fast_tokenizer
+    from bactrian.models import cached_dir, get_spec, is_cached
+
+    if not is_cached(base):
+        pytest.skip(f"{base} is not prepared here (bactrian models --prepare {base})")
+    folder = cached_dir(get_spec(base))
+    slow, fast = AutoTokenizer.from_pretrained(str(folder)), _fast_tokenizer(folder)
+    assert fast is not None
+    texts = ["Write a short story about a camel.", "你好，用一句话介绍骆驼", "مرحبا بالعالم", "Привет\n\n### Response:",
+             "<start_of_turn>user\nhi<end_of_turn>\n", "  spaces \t tabs ", "🐫 <unused12> <eos> 日本語 한국어"]
+    for text in texts:
+        ids = slow(text).input_ids
+        assert fast(text).input_ids == ids, text
+        assert fast.decode(ids) == slow.decode(ids) and fast.decode(ids, skip_special_tokens=True) == slow.decode(
+            ids, skip_special_tokens=True), text
+    assert len(fast) == len(slow) and fast.all_special_ids == slow.all_special_ids
+    assert [fast.bos_token_id, fast.eos_token_id, fast.pad_token_id] == [slow.bos_token_id, slow.eos_token_id, slow.pad_token_id]
+    assert fast.chat_template == slow.chat_template
