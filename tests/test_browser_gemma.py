@@ -20,21 +20,25 @@ TIMEOUT = 240_000  # a real model on two shared CPU cores
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    from bactrian.engine import Engine
+    """The studio as `python app.py` builds it: its own service, on the CPU the llama.cpp fast path (issue 15)."""
+    from bactrian.llamacpp import LlamaCppService
+    from bactrian.llamacpp_lib import unavailable_reason
     from bactrian.models import is_cached
     from eval_studio.settings import Settings
 
     if not is_cached("gemma-3-270m"):
         pytest.skip("gemma-3-270m is not cached yet (set BACTRIAN_CACHE, or run the README's set-up command)")
-    engine = Engine.load("gemma-3-270m", include_default_dirs=True)
-    if "demo-zh" not in engine.adapters.names():
-        pytest.skip("the demo adapters are not in bactrian/data/adapters/gemma-3-270m (scripts/build_demo_adapters.sh)")
     settings = Settings(
         db_url=f"sqlite:///{tmp_path_factory.mktemp('gemma-browser') / 'studio.db'}", users_text=users_text(),
         pregenerate=0, questions_file=None,
         gen_defaults={"max_new_tokens": 48, "temperature": 0.0, "repetition_penalty": 1.1},
     )
-    with RunningStudio(settings, engine) as app:
+    with RunningStudio(settings) as app:
+        service = app.ctx.service
+        if "demo-zh" not in service.engine.adapters.names():
+            pytest.skip("the demo adapters are not in bactrian/data/adapters/gemma-3-270m (scripts/build_demo_adapters.sh)")
+        # the default engine on a CPU for the embedded base, where llama.cpp loads: what a Space visitor is served by
+        assert isinstance(service, LlamaCppService) == (unavailable_reason() is None), service.describe()
         yield app
 
 
