@@ -33,7 +33,8 @@ from .adapters import BASE_ADAPTER, AdapterError, AdapterSet
 from .engine import Engine, register_adapters
 from .llamacpp_lib import LlamaCppUnavailable, Native, native
 from .llamacpp_lora import BaseLayout, ensure_gguf_lora
-from .models import DEFAULT_BASE, BaseSpec, LoadedBase, ModelError, cache_root, cached_dir, get_spec, gguf_path
+from .models import (DEFAULT_BASE, BaseSpec, LoadedBase, ModelError, cache_root, cached_dir, get_spec, gguf_path,
+                     load_tokenizer)
 from .prompter import Prompter
 from .tokens import TokenCodec
 
@@ -54,8 +55,8 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def load_tokenizer(spec: BaseSpec, model_file: Path) -> tuple[Any, Path]:
-    """The base's Hugging Face tokenizer (left padding, a pad token, as ``load_base``) and its folder: the
+def base_tokenizer(spec: BaseSpec, model_file: Path) -> tuple[Any, Path]:
+    """The base's Hugging Face tokenizer (``bactrian.models.load_tokenizer``, as the torch path) and its folder: the
     dequantized cache when it exists, else a tokenizer-only cache converted from the GGUF once."""
     from transformers import AutoTokenizer
 
@@ -70,36 +71,7 @@ def load_tokenizer(spec: BaseSpec, model_file: Path) -> tuple[Any, Path]:
                 tmp.rename(folder)  # atomic publish, as the model cache
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-    tok = _fast_tokenizer(folder) or AutoTokenizer.from_pretrained(str(folder))
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    tok.padding_side = "left"
-    return tok, folder
-
-
-_SPECIAL = ("bos_token", "eos_token", "unk_token", "pad_token", "mask_token")
-
-
-def _fast_tokenizer(folder: Path) -> Any | None:
-    """The folder's tokenizer.json read by the Rust library directly, with the special tokens and chat template of
-    its config: ~1 s instead of ~3 s for Gemma's 262K vocabulary (transformers' class-specific loader parses the
-    33 MB file in Python first), most of a warm studio start. None when the folder needs more than that (added
-    tokens or options the config sets beyond these); ``tests/test_llamacpp.py`` checks both load the same ids."""
-    from transformers import PreTrainedTokenizerFast
-
-    try:
-        cfg = json.loads((folder / "tokenizer_config.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    known = {*_SPECIAL, "backend", "is_local", "local_files_only", "model_max_length", "tokenizer_class"}
-    if set(cfg) - known or cfg.get("backend") != "tokenizers" or not (folder / "tokenizer.json").is_file():
-        return None
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"),
-                                  **{k: cfg[k] for k in _SPECIAL if isinstance(cfg.get(k), str)})
-    template = folder / "chat_template.jinja"
-    if template.is_file():
-        tok.chat_template = template.read_text("utf-8")
-    return tok
+    return load_tokenizer(folder), folder
 
 
 @dataclass(eq=False)
@@ -148,7 +120,7 @@ class LlamaCppEngine(Engine):
         self.native: Native = native()
         lib, ffi = self.native.lib, self.native.ffi
         self.model_file = model_file
-        self.tokenizer, folder = load_tokenizer(spec, model_file)
+        self.tokenizer, folder = base_tokenizer(spec, model_file)
         self.base = LoadedBase(spec=spec, model=None, tokenizer=self.tokenizer)
         self.adapters = adapters_of(self.base)
         self.prompter = Prompter.for_tokenizer(self.tokenizer, template or spec.template)

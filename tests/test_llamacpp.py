@@ -358,13 +358,13 @@ def test_fast_tokenizer_load_gives_the_same_tokens_as_transformers(base):
     text back, the same special tokens and chat template as transformers' own loader on the cached folder."""
     from transformers import AutoTokenizer
 
-    from bactrian.llamacpp_engine import _fast_tokenizer
+    from bactrian.models import _plain_fast_tokenizer
     from bactrian.models import cached_dir, get_spec, is_cached
 
     if not is_cached(base):
         pytest.skip(f"{base} is not prepared here (bactrian models --prepare {base})")
     folder = cached_dir(get_spec(base))
-    slow, fast = AutoTokenizer.from_pretrained(str(folder)), _fast_tokenizer(folder)
+    slow, fast = AutoTokenizer.from_pretrained(str(folder)), _plain_fast_tokenizer(folder)
     assert fast is not None
     texts = ["Write a short story about a camel.", "你好，用一句话介绍骆驼", "مرحبا بالعالم", "Привет\n\n### Response:",
              "<start_of_turn>user\nhi<end_of_turn>\n", "  spaces \t tabs ", "🐫 <unused12> <eos> 日本語 한국어"]
